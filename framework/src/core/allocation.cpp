@@ -1,0 +1,130 @@
+// Shared allocation helpers: the noise model, evaluation of a choice, feasibility checks.
+#include "hawq/allocation.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "hawq/errors.h"
+
+namespace hawq {
+
+double quant_noise(int bits) { return 1.0 / (std::pow(2.0, 2.0 * bits) - 1.0); }
+
+void AllocationProblem::validate() const {
+  const std::size_t n = num_blocks(), k = num_candidates();
+  HAWQ_CHECK(k > 0, "allocation problem without candidate bit widths");
+  HAWQ_CHECK(distortion.size() == n, "distortion rows != blocks");
+  HAWQ_CHECK(!resources.empty(), "allocation problem without a resource");
+  HAWQ_CHECK(group.empty() || group.size() == n, "group size != blocks");
+  HAWQ_CHECK(pinned_bits.empty() || pinned_bits.size() == n, "pinned_bits size != blocks");
+  HAWQ_CHECK(block_names.empty() || block_names.size() == n, "block_names size != blocks");
+  for (std::size_t j = 1; j < k; ++j) HAWQ_CHECK(candidate_bits[j - 1] < candidate_bits[j], "candidate bits not ascending");
+  for (const auto& r : resources) {
+    HAWQ_CHECK(r.cost.size() == n, "resource " + r.name + " cost rows != blocks");
+    for (const auto& row : r.cost) HAWQ_CHECK(row.size() == k, "resource " + r.name + " cost columns != candidates");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    HAWQ_CHECK(distortion[i].size() == k, "distortion columns != candidates");
+    for (double d : distortion[i]) {
+      if (!std::isfinite(d) || d < 0) {
+        std::string name = block_names.empty() ? std::to_string(i) : block_names[i];
+        throw UserError("allocation: distortion of block '" + name + "' is " + std::to_string(d) +
+                        "; expected a finite non-negative number (NaN weights or sensitivities?)");
+      }
+    }
+    if (!pinned_bits.empty() && pinned_bits[i] != 0) {
+      bool ok = false;
+      for (int b : candidate_bits) ok |= (b == pinned_bits[i]);
+      if (!ok) {
+        std::string name = block_names.empty() ? std::to_string(i) : block_names[i];
+        throw UserError("allocation: block '" + name + "' is pinned to " + std::to_string(pinned_bits[i]) +
+                        " bits, which is not a candidate width");
+      }
+    }
+  }
+}
+
+Allocation evaluate_allocation(const AllocationProblem& p, const std::vector<int>& bits) {
+  Allocation a;
+  a.bits = bits;
+  a.cost.assign(p.resources.size(), 0.0);
+  for (std::size_t i = 0; i < p.num_blocks(); ++i) {
+    std::size_t j = 0;
+    while (j < p.num_candidates() && p.candidate_bits[j] != bits[i]) ++j;
+    HAWQ_CHECK(j < p.num_candidates(), "allocation uses a width that is not a candidate");
+    a.objective += p.distortion[i][j];
+    for (std::size_t r = 0; r < p.resources.size(); ++r) a.cost[r] += p.resources[r].cost[i][j];
+  }
+  return a;
+}
+
+// Candidate indices a block may take given its pin.
+static std::vector<std::size_t> allowed(const AllocationProblem& p, std::size_t i) {
+  std::vector<std::size_t> out;
+  for (std::size_t j = 0; j < p.num_candidates(); ++j)
+    if (p.pinned_bits.empty() || p.pinned_bits[i] == 0 || p.pinned_bits[i] == p.candidate_bits[j]) out.push_back(j);
+  return out;
+}
+
+std::pair<double, double> feasible_range(const AllocationProblem& p, std::size_t r) {
+  // Tied blocks move together: sum their costs per candidate, then take min/max per group.
+  std::map<long, std::vector<double>> unit_cost;  // group key -> cost per candidate (inf if not allowed)
+  const double inf = std::numeric_limits<double>::infinity();
+  for (std::size_t i = 0; i < p.num_blocks(); ++i) {
+    long key = (!p.group.empty() && p.group[i] >= 0) ? p.group[i] : -1 - static_cast<long>(i);
+    auto& u = unit_cost[key];
+    if (u.empty()) u.assign(p.num_candidates(), 0.0);
+    auto ok = allowed(p, i);
+    std::vector<bool> is_ok(p.num_candidates(), false);
+    for (auto j : ok) is_ok[j] = true;
+    for (std::size_t j = 0; j < p.num_candidates(); ++j)
+      u[j] = is_ok[j] && std::isfinite(u[j]) ? u[j] + p.resources[r].cost[i][j] : inf;
+  }
+  double lo = 0, hi = 0;
+  for (const auto& kv : unit_cost) {
+    double mn = inf, mx = -inf;
+    for (double c : kv.second)
+      if (std::isfinite(c)) {
+        mn = std::min(mn, c);
+        mx = std::max(mx, c);
+      }
+    if (!std::isfinite(mn)) {
+      throw InfeasibleError("allocation: tied blocks are pinned to different widths; no assignment exists");
+    }
+    lo += mn;
+    hi += mx;
+  }
+  return {lo, hi};
+}
+
+void check_feasible(const AllocationProblem& p) {
+  for (std::size_t r = 0; r < p.resources.size(); ++r) {
+    auto [lo, hi] = feasible_range(p, r);
+    // Relative slack for floating-point sums of many costs.
+    if (p.resources[r].budget < lo * (1 - 1e-12) - 1e-9) {
+      std::ostringstream m;
+      m << "infeasible budget for resource '" << p.resources[r].name << "': " << p.resources[r].budget
+        << " is below the smallest achievable total " << lo << " (feasible range [" << lo << ", " << hi
+        << "] given candidate widths, pins and ties)";
+      throw InfeasibleError(m.str());
+    }
+  }
+}
+
+std::vector<Allocation> Allocator::pareto(const AllocationProblem& problem, std::size_t resource,
+                                          const std::vector<double>& budgets) const {
+  std::vector<Allocation> out;
+  AllocationProblem p = problem;
+  for (double b : budgets) {
+    p.resources[resource].budget = b;
+    try {
+      out.push_back(solve(p));
+    } catch (const InfeasibleError&) {
+    }
+  }
+  return out;
+}
+
+}  // namespace hawq
