@@ -1,0 +1,214 @@
+// Helpers shared by the allocators in this folder (header only; not a plugin).
+//
+// Every allocator works on "items" rather than blocks: a tied group becomes one item whose
+// distortion and costs per candidate are the sums over its members, and pins restrict an item's
+// options to the pinned width. A free untied block is an item of its own. Costs are kept as given;
+// the solvers shift them by each item's smallest cost where that helps (a constant per item, since
+// every item takes exactly one option).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "hawq/allocation.h"
+#include "hawq/errors.h"
+
+namespace hawq {
+namespace alloc_detail {
+
+inline constexpr double kInf = std::numeric_limits<double>::infinity();
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct ItemSet {
+  std::size_t num_resources = 0;
+  std::vector<std::size_t> item_of_block;  // block -> item
+  std::vector<std::size_t> first;          // options of item u: [first[u], first[u + 1])
+  std::vector<int> cand;                   // candidate index of each option
+  std::vector<double> dist;                // distortion of each option (summed over members)
+  std::vector<std::vector<double>> cost;   // cost[r][option] (summed over members)
+
+  std::size_t size() const { return first.empty() ? 0 : first.size() - 1; }
+  std::size_t begin(std::size_t u) const { return first[u]; }
+  std::size_t end(std::size_t u) const { return first[u + 1]; }
+  std::size_t num_options(std::size_t u) const { return first[u + 1] - first[u]; }
+};
+
+// Groups blocks into items and keeps only the options their pins allow. Call after validate() and
+// check_feasible(): the latter already rejects tied blocks pinned to different widths.
+inline ItemSet build_items(const AllocationProblem& p) {
+  const std::size_t n = p.num_blocks(), k = p.num_candidates(), nr = p.resources.size();
+  ItemSet s;
+  s.num_resources = nr;
+  s.item_of_block.resize(n);
+  std::unordered_map<int, std::size_t> item_of_group;
+  std::size_t num_items = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!p.group.empty() && p.group[i] >= 0) {
+      auto it = item_of_group.emplace(p.group[i], num_items).first;
+      if (it->second == num_items) ++num_items;
+      s.item_of_block[i] = it->second;
+    } else {
+      s.item_of_block[i] = num_items++;
+    }
+  }
+  // Dense sums first, then keep the allowed options.
+  std::vector<double> dist(num_items * k, 0.0);
+  std::vector<std::vector<double>> cost(nr, std::vector<double>(num_items * k, 0.0));
+  std::vector<unsigned char> ok(num_items * k, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t base = s.item_of_block[i] * k;
+    const int pin = p.pinned_bits.empty() ? 0 : p.pinned_bits[i];
+    for (std::size_t j = 0; j < k; ++j) {
+      dist[base + j] += p.distortion[i][j];
+      for (std::size_t r = 0; r < nr; ++r) cost[r][base + j] += p.resources[r].cost[i][j];
+      if (pin != 0 && pin != p.candidate_bits[j]) ok[base + j] = 0;
+    }
+  }
+  s.first.reserve(num_items + 1);
+  s.first.push_back(0);
+  s.cost.assign(nr, {});
+  for (std::size_t u = 0; u < num_items; ++u) {
+    for (std::size_t j = 0; j < k; ++j) {
+      if (!ok[u * k + j]) continue;
+      s.cand.push_back(static_cast<int>(j));
+      s.dist.push_back(dist[u * k + j]);
+      for (std::size_t r = 0; r < nr; ++r) s.cost[r].push_back(cost[r][u * k + j]);
+    }
+    // check_feasible() has thrown for conflicting pins; an empty item would be a bug.
+    HAWQ_CHECK(s.cand.size() > s.first.back(), "item without an allowed width");
+    s.first.push_back(s.cand.size());
+  }
+  return s;
+}
+
+// Widths per block from one chosen option per item.
+inline std::vector<int> bits_of(const AllocationProblem& p, const ItemSet& s,
+                                const std::vector<std::size_t>& option_of_item) {
+  std::vector<int> bits(p.num_blocks());
+  for (std::size_t i = 0; i < bits.size(); ++i)
+    bits[i] = p.candidate_bits[s.cand[option_of_item[s.item_of_block[i]]]];
+  return bits;
+}
+
+// Smallest and largest total of resource r over the items (matches feasible_range()).
+inline std::pair<double, double> item_range(const ItemSet& s, std::size_t r) {
+  long double lo = 0, hi = 0;
+  for (std::size_t u = 0; u < s.size(); ++u) {
+    double mn = kInf, mx = -kInf;
+    for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+      mn = std::min(mn, s.cost[r][o]);
+      mx = std::max(mx, s.cost[r][o]);
+    }
+    lo += mn;
+    hi += mx;
+  }
+  return {static_cast<double>(lo), static_cast<double>(hi)};
+}
+
+// Whether `total` meets `budget`, allowing the rounding slack check_feasible() allows.
+inline bool within_budget(double total, double budget) {
+  return total <= budget + 1e-12 * std::max(std::abs(budget), std::abs(total)) + 1e-12;
+}
+
+// Resources after the primary one whose finite budget could bind (budget below the largest
+// achievable total). The single-resource solvers optimise resources[0] only.
+inline std::vector<std::size_t> binding_secondary(const AllocationProblem& p) {
+  std::vector<std::size_t> out;
+  for (std::size_t r = 1; r < p.resources.size(); ++r) {
+    if (!std::isfinite(p.resources[r].budget)) continue;
+    if (feasible_range(p, r).second > p.resources[r].budget) out.push_back(r);
+  }
+  return out;
+}
+
+// The single-resource solvers solve the relaxation that ignores secondary budgets. Its answer is
+// returned when it happens to meet them (then it is also optimal, resp. within the stated gap, for
+// the full problem); otherwise this throws a UserError that points to the ILP allocator.
+inline void require_secondary_met(const AllocationProblem& p, const Allocation& a,
+                                  const std::vector<std::size_t>& binding, const std::string& solver) {
+  for (std::size_t r : binding) {
+    if (within_budget(a.cost[r], p.resources[r].budget)) continue;
+    auto range = feasible_range(p, r);
+    std::ostringstream m;
+    m << solver << ": optimises only the primary resource '" << p.resources[0].name << "', but the budget "
+      << p.resources[r].budget << " of resource '" << p.resources[r].name << "' (feasible range [" << range.first
+      << ", " << range.second << "]) binds and the " << solver << " answer uses " << a.cost[r]
+      << "; use the 'hardware' allocator (ILP with a constraint per budget)";
+    throw UserError(m.str());
+  }
+}
+
+inline std::string note_secondary(const AllocationProblem& p, const std::vector<std::size_t>& binding) {
+  if (binding.empty()) return "";
+  std::string s = "; secondary budgets (";
+  for (std::size_t i = 0; i < binding.size(); ++i) s += (i ? ", " : "") + p.resources[binding[i]].name;
+  return s + ") not optimised, met by the primary-only solution";
+}
+
+class Stopwatch {
+ public:
+  Stopwatch() : t0_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// The lower bound on the optimum implied by an allocation's objective and gap bound.
+inline double lower_bound_of(const Allocation& a) {
+  if (!(a.gap_bound >= 0) || !std::isfinite(a.gap_bound)) return kNaN;
+  return a.objective / (1 + a.gap_bound);
+}
+
+// Frontier post-processing shared by the allocators' pareto(): an answer for a smaller budget is
+// also feasible for a larger one, so walking the budgets in ascending order each point keeps the
+// better of its own answer and the best answer so far. The objective is then non-increasing in the
+// budget even for heuristics and for solvers whose discretisation depends on the budget. The gap
+// bound of a replaced point is recomputed against that point's own lower bound. Points are returned
+// in the order of `budgets`; infeasible budgets are skipped.
+template <class SolveAt>
+std::vector<Allocation> monotone_frontier(const std::vector<double>& budgets, SolveAt solve_at) {
+  std::vector<std::size_t> order(budgets.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return budgets[a] < budgets[b]; });
+  std::vector<Allocation> at(budgets.size());
+  std::vector<char> ok(budgets.size(), 0);
+  const Allocation* best = nullptr;
+  for (std::size_t idx : order) {
+    try {
+      at[idx] = solve_at(budgets[idx]);
+    } catch (const InfeasibleError&) {
+      continue;
+    }
+    ok[idx] = 1;
+    if (best && best->objective < at[idx].objective) {
+      const double lb = lower_bound_of(at[idx]);
+      const double secs = at[idx].seconds;
+      const std::string note = at[idx].note;
+      at[idx] = *best;
+      at[idx].seconds = secs;
+      at[idx].gap_bound = std::isnan(lb) ? at[idx].gap_bound
+                                         : std::max(0.0, at[idx].objective - lb) /
+                                               std::max(lb, std::numeric_limits<double>::min());
+      at[idx].note = note + "; answer of a smaller budget kept (better)";
+    }
+    best = &at[idx];
+  }
+  std::vector<Allocation> out;
+  for (std::size_t i = 0; i < budgets.size(); ++i)
+    if (ok[i]) out.push_back(std::move(at[i]));
+  return out;
+}
+
+}  // namespace alloc_detail
+}  // namespace hawq
