@@ -153,6 +153,111 @@ inline std::string note_secondary(const AllocationProblem& p, const std::vector<
   return s + ") not optimised, met by the primary-only solution";
 }
 
+// Spends leftover primary budget: repeatedly moves items to a less distorting option whose extra
+// cost (x are costs shifted per item, so only differences matter) fits in `slack_left`, best
+// distortion saved per unit of cost first, one move per item per pass. Returns the moves made.
+inline std::size_t spend_slack(const ItemSet& s, const std::vector<double>& x, long double slack_left,
+                               std::vector<std::size_t>& choice) {
+  struct Move {
+    double ratio;
+    double gain;
+    std::size_t item, option;
+  };
+  std::vector<Move> moves;
+  std::vector<char> touched(s.size(), 0);
+  std::size_t made = 0;
+  for (int pass = 0; pass < 16; ++pass) {
+    moves.clear();
+    for (std::size_t u = 0; u < s.size(); ++u) {
+      const std::size_t cur = choice[u];
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+        const double dx = x[o] - x[cur];
+        if (!(s.dist[o] < s.dist[cur]) || dx > slack_left) continue;
+        const double gain = s.dist[cur] - s.dist[o];
+        moves.push_back({dx > 0 ? gain / dx : kInf, gain, u, o});
+      }
+    }
+    if (moves.empty()) break;
+    std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) {
+      return a.ratio > b.ratio || (a.ratio == b.ratio && (a.gain > b.gain || (a.gain == b.gain && a.option < b.option)));
+    });
+    std::fill(touched.begin(), touched.end(), 0);
+    std::size_t before = made;
+    for (const Move& m : moves) {
+      if (touched[m.item]) continue;
+      const double dx = x[m.option] - x[choice[m.item]];
+      if (dx > slack_left) continue;
+      choice[m.item] = m.option;
+      slack_left -= dx;
+      touched[m.item] = 1;
+      ++made;
+    }
+    if (made == before) break;
+  }
+  return made;
+}
+
+// The Lagrangian dual bound max_λ>=0 Σ_u min_j (d[u][j] + λ x[u][j]) - λ·slack on the optimum of
+// the single-budget problem (x: costs shifted per item, slack: budget above the smallest total),
+// with λ found by bisection on the sign of the subgradient. Any λ gives a valid bound; the best one
+// evaluated is returned (and its λ through `lambda_out`).
+inline double dual_lower_bound(const ItemSet& s, const std::vector<double>& x, double slack,
+                               double* lambda_out = nullptr) {
+  // value and subgradient (with the cheapest argmin) at λ
+  auto eval = [&](double lambda, long double* value) {
+    long double total = -static_cast<long double>(lambda) * slack, used = 0;
+    for (std::size_t u = 0; u < s.size(); ++u) {
+      long double best = std::numeric_limits<long double>::infinity();
+      double bx = 0;
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+        const long double v = (long double)s.dist[o] + (long double)lambda * x[o];
+        if (v < best || (v == best && x[o] < bx)) {
+          best = v;
+          bx = x[o];
+        }
+      }
+      total += best;
+      used += bx;
+    }
+    *value = total;
+    return used - slack;
+  };
+  long double best_value, v;
+  double best_lambda = 0;
+  if (eval(0.0, &best_value) <= 0) {
+    if (lambda_out) *lambda_out = 0;
+    return static_cast<double>(best_value);
+  }
+  double hi = 0;  // at λ >= hi every item takes a cheapest option
+  for (std::size_t u = 0; u < s.size(); ++u) {
+    double d0 = kInf;
+    for (std::size_t o = s.begin(u); o < s.end(u); ++o)
+      if (x[o] <= 0) d0 = std::min(d0, s.dist[o]);
+    for (std::size_t o = s.begin(u); o < s.end(u); ++o)
+      if (x[o] > 0) hi = std::max(hi, (d0 - s.dist[o]) / x[o]);
+  }
+  double lo = 0;
+  for (int it = 0; it < 200 && lo < hi; ++it) {
+    const double mid = lo + 0.5 * (hi - lo);
+    if (mid <= lo || mid >= hi) break;
+    const long double g = eval(mid, &v);
+    if (v > best_value) {
+      best_value = v;
+      best_lambda = mid;
+    }
+    (g > 0 ? lo : hi) = mid;
+  }
+  for (double l : {lo, hi}) {
+    eval(l, &v);
+    if (v > best_value) {
+      best_value = v;
+      best_lambda = l;
+    }
+  }
+  if (lambda_out) *lambda_out = best_lambda;
+  return static_cast<double>(best_value);
+}
+
 class Stopwatch {
  public:
   Stopwatch() : t0_(std::chrono::steady_clock::now()) {}

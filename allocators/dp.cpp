@@ -4,10 +4,14 @@
 // options all cost the same take their best option outside the program. Every remaining item's
 // cost is shifted by its cheapest option, so the program only spends the budget above the smallest
 // achievable total, B' = budget - min. That slack is cut into `resolution` buckets of width
-// Δ = B'/resolution and the program runs twice:
-//   * with costs rounded UP to buckets: any answer fits the true budget; this is the answer;
+// Δ = B'/resolution and the program runs at most twice:
 //   * with costs rounded DOWN: every truly feasible choice still fits, so its optimum is a lower
-//     bound on the true optimum, and gap_bound = (answer - lower bound) / lower bound.
+//     bound on the true optimum. If its choice happens to fit the true budget it is optimal (gap 0);
+//   * otherwise with costs rounded UP to buckets: any answer fits the true budget; this is the
+//     answer, and gap_bound = (answer - lower bound) / lower bound.
+// Rounding up wastes up to one bucket per item, so the answer then spends the unused true budget on
+// the best upgrades that fit, and the lower bound is the larger of the rounded-down optimum and the
+// Lagrangian dual bound (see `lagrangian`; both are valid, the dual one wins with many items).
 // When all shifted costs are integer multiples of a common step g (bits of equal-size tiles, bytes)
 // and B'/g <= resolution, buckets of width g represent the costs exactly: one run, gap_bound 0.
 //
@@ -218,27 +222,50 @@ Allocation DpAllocator::solve(const AllocationProblem& problem) const {
     std::vector<std::uint8_t> table;
     std::vector<std::size_t> row_start(free_items.size());
     std::vector<std::int64_t> row_reach(free_items.size());
-    const double f_up = run(s, free_items, w_up, cap, &table, &row_start, &row_reach);
-    std::int64_t b = cap;
-    for (std::size_t t = free_items.size(); t-- > 0;) {
-      b = std::min(b, row_reach[t]);
-      const std::size_t u = free_items[t];
-      const std::size_t o = s.begin(u) + table[row_start[t] + static_cast<std::size_t>(b)];
-      choice[u] = o;
-      b -= w_up[o];
-      HAWQ_CHECK(b >= 0, "dp backtracking left the table");
-    }
-    double lower = static_cast<double>(fixed_dist) + f_up;
-    if (!exact) lower = static_cast<double>(fixed_dist) + run(s, free_items, w_dn, cap, nullptr, nullptr, nullptr);
-    const double obj = evaluate_allocation(problem, bits_of(problem, s, choice)).objective;
-    gap = exact ? 0.0 : std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
+    auto solve_with = [&](const std::vector<std::int64_t>& w) {
+      table.clear();
+      const double f = run(s, free_items, w, cap, &table, &row_start, &row_reach);
+      std::int64_t b = cap;
+      for (std::size_t t = free_items.size(); t-- > 0;) {
+        b = std::min(b, row_reach[t]);
+        const std::size_t u = free_items[t];
+        const std::size_t o = s.begin(u) + table[row_start[t] + static_cast<std::size_t>(b)];
+        choice[u] = o;
+        b -= w[o];
+        HAWQ_CHECK(b >= 0, "dp backtracking left the table");
+      }
+      return f;
+    };
+    auto used = [&] {
+      long double sum = 0;
+      for (std::size_t u : free_items) sum += x[choice[u]];
+      return sum;
+    };
+    // Rounded down first: every truly feasible choice fits it, so its optimum is a lower bound, and
+    // when its own choice fits the true budget that choice is optimal.
+    const double lower_dn = static_cast<double>(fixed_dist) + solve_with(w_dn);
+    const bool down_fits = within_budget(static_cast<double>(used()), slack);
     note << "dp: " << free_items.size() << " items with a choice; ";
-    if (exact) {
-      note << "exact buckets: " << cap << " steps of " << delta << " '" << rname << "' (shifted costs share this step)";
+    if (exact || down_fits) {
+      gap = 0;
+      if (exact)
+        note << "exact buckets: " << cap << " steps of " << delta << " '" << rname << "' (shifted costs share this step)";
+      else
+        note << "resolution " << cap << " buckets of " << delta << " '" << rname
+             << "'; the rounded-down optimum fits the true budget, so it is optimal";
     } else {
+      solve_with(w_up);
+      // Rounding up leaves part of the true budget unused: spend it on the items' best upgrades.
+      const std::size_t moves = spend_slack(s, x, static_cast<long double>(slack) - used(), choice);
+      // Both are lower bounds on the optimum; the dual one is the tighter when items are many.
+      const double lower_dual = dual_lower_bound(s, x, slack);
+      const double lower = std::max(lower_dn, lower_dual);
+      const double obj = evaluate_allocation(problem, bits_of(problem, s, choice)).objective;
+      gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
       note << "resolution " << cap << " buckets of " << delta << " '" << rname << "' over the budget above the minimum ("
-           << slack << " of " << budget << "); costs rounded up (answer feasible), rounded-down solve gives the lower bound "
-           << lower;
+           << slack << " of " << budget << "); costs rounded up (answer feasible, then " << moves
+           << " upgrades spent the unused budget); lower bound max(rounded-down solve " << lower_dn
+           << ", Lagrangian dual " << lower_dual << ")";
     }
   }
   Allocation a = evaluate_allocation(problem, bits_of(problem, s, choice));

@@ -49,6 +49,8 @@ class Params {
   Params child(const std::string& key) const;
 
   bool has(const std::string& key) const;
+  // Marks `key` as read (for values parsed by other code, e.g. plugin references).
+  void mark_used(const std::string& key) const { used_->insert(key); }
   // Throws ConfigError for any key no getter asked for.
   void check_all_used() const;
 

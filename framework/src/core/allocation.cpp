@@ -70,32 +70,40 @@ static std::vector<std::size_t> allowed(const AllocationProblem& p, std::size_t 
 
 std::pair<double, double> feasible_range(const AllocationProblem& p, std::size_t r) {
   // Tied blocks move together: sum their costs per candidate, then take min/max per group.
-  std::map<long, std::vector<double>> unit_cost;  // group key -> cost per candidate (inf if not allowed)
+  // Untied blocks are their own unit and need no table (keeps this O(n·k) at 10^6 blocks).
   const double inf = std::numeric_limits<double>::infinity();
-  for (std::size_t i = 0; i < p.num_blocks(); ++i) {
-    long key = (!p.group.empty() && p.group[i] >= 0) ? p.group[i] : -1 - static_cast<long>(i);
-    auto& u = unit_cost[key];
-    if (u.empty()) u.assign(p.num_candidates(), 0.0);
-    auto ok = allowed(p, i);
-    std::vector<bool> is_ok(p.num_candidates(), false);
-    for (auto j : ok) is_ok[j] = true;
-    for (std::size_t j = 0; j < p.num_candidates(); ++j)
-      u[j] = is_ok[j] && std::isfinite(u[j]) ? u[j] + p.resources[r].cost[i][j] : inf;
-  }
+  const std::size_t k = p.num_candidates();
+  std::map<int, std::vector<double>> group_cost;  // group id -> cost per candidate (inf if not allowed)
+  std::vector<bool> is_ok(k);
   double lo = 0, hi = 0;
-  for (const auto& kv : unit_cost) {
+  auto add_unit = [&](const double* unit, std::size_t count) {
     double mn = inf, mx = -inf;
-    for (double c : kv.second)
-      if (std::isfinite(c)) {
-        mn = std::min(mn, c);
-        mx = std::max(mx, c);
+    for (std::size_t j = 0; j < count; ++j)
+      if (std::isfinite(unit[j])) {
+        mn = std::min(mn, unit[j]);
+        mx = std::max(mx, unit[j]);
       }
     if (!std::isfinite(mn)) {
       throw InfeasibleError("allocation: tied blocks are pinned to different widths; no assignment exists");
     }
     lo += mn;
     hi += mx;
+  };
+  std::vector<double> single(k);
+  for (std::size_t i = 0; i < p.num_blocks(); ++i) {
+    std::fill(is_ok.begin(), is_ok.end(), false);
+    for (auto j : allowed(p, i)) is_ok[j] = true;
+    const auto& c = p.resources[r].cost[i];
+    if (!p.group.empty() && p.group[i] >= 0) {
+      auto& u = group_cost[p.group[i]];
+      if (u.empty()) u.assign(k, 0.0);
+      for (std::size_t j = 0; j < k; ++j) u[j] = is_ok[j] && std::isfinite(u[j]) ? u[j] + c[j] : inf;
+    } else {
+      for (std::size_t j = 0; j < k; ++j) single[j] = is_ok[j] ? c[j] : inf;
+      add_unit(single.data(), k);
+    }
   }
+  for (const auto& kv : group_cost) add_unit(kv.second.data(), kv.second.size());
   return {lo, hi};
 }
 

@@ -22,7 +22,8 @@ Params::Params(YAML::Node node, std::string path, std::shared_ptr<const SourceMa
       sources_(std::move(sources)),
       used_(std::make_shared<std::set<std::string>>()) {
   if (node_.IsNull()) node_ = YAML::Node(YAML::NodeType::Map);
-  if (!node_.IsMap()) throw ConfigError(where() + ": expected a mapping of parameters");
+  // Lists are allowed (for where()); getters need a mapping.
+  if (node_.IsScalar()) throw ConfigError(where() + ": expected a mapping of parameters, got '" + node_.Scalar() + "'");
 }
 
 Params Params::from_yaml(const std::string& text, const std::string& path) {
@@ -42,6 +43,7 @@ bool Params::has(const std::string& key) const { return node_.IsMap() && node_[k
 
 YAML::Node Params::get_node(const std::string& key) const {
   used_->insert(key);
+  if (!node_.IsMap()) return YAML::Node();
   return node_[key];
 }
 

@@ -1,0 +1,375 @@
+// `hardware`: integer linear program through GLPK, with a constraint for every finite budget.
+//
+//   minimise   Σ_u Σ_j d[u][j] x[u][j]
+//   subject to Σ_j x[u][j] = 1                          for every item u       (one width each)
+//              Σ_u Σ_j c_r[u][j] x[u][j] <= budget_r    for every resource r with a finite budget
+//              x[u][j] ∈ {0, 1}
+// Items are tied groups or untied blocks: the equalities x[i][j] = x[i'][j] of tied blocks are
+// substituted before the solve (one set of binaries per group, its distortion and costs summed over
+// the members), pinned blocks are fixed (their cost is moved to the right-hand side) and widths
+// outside `supported_bits` get no variable. Each budget row is shifted by the items' cheapest costs
+// and scaled to unit size, and the objective is scaled by the smallest possible total distortion,
+// which keeps GLPK's absolute tolerances small relative to the answer.
+//
+// glp_intopt (branch and bound, MIP presolve on) solves it to optimality (mip_gap 0: gap_bound 0).
+// With mip_gap > 0 the bound follows from GLPK's stopping rule; when time_limit_s stops the search
+// with an incumbent, the best open node's bound (else the LP relaxation) is the lower bound. Params: supported_bits (list;
+// default every candidate), time_limit_s (default 60), mip_gap (default 0), verbose (default
+// false: GLPK's terminal output is silenced).
+#include <glpk.h>
+
+#include <climits>
+#include <memory>
+
+#include "allocator_common.h"
+#include "hawq/registry.h"
+
+namespace hawq {
+namespace {
+
+using namespace alloc_detail;
+
+std::string list_text(const std::vector<int>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+std::string block_name(const AllocationProblem& p, std::size_t i) {
+  return p.block_names.empty() ? std::to_string(i) : p.block_names[i];
+}
+
+struct GlpDeleter {
+  void operator()(glp_prob* lp) const { glp_delete_prob(lp); }
+};
+
+// Branch-and-bound callback: keeps the best global lower bound seen (the bound of the best active
+// node), which bounds the gap when the time limit stops the search.
+struct BoundTracker {
+  bool have = false;
+  double bound = 0;
+};
+
+void track_bound(glp_tree* tree, void* info) {
+  auto* t = static_cast<BoundTracker*>(info);
+  const int node = glp_ios_best_node(tree);
+  if (node == 0) return;
+  const double b = glp_ios_node_bound(tree, node);
+  if (!t->have || b > t->bound) {
+    t->have = true;
+    t->bound = b;
+  }
+}
+
+// Restores GLPK's terminal output flag on scope exit.
+class TermOut {
+ public:
+  explicit TermOut(bool on) : prev_(glp_term_out(on ? GLP_ON : GLP_OFF)) {}
+  ~TermOut() { glp_term_out(prev_); }
+
+ private:
+  int prev_;
+};
+
+class HardwareAllocator : public Allocator {
+ public:
+  explicit HardwareAllocator(const Params& p) {
+    for (long long b : p.get_int_list("supported_bits", {})) {
+      if (b < 1 || b > 64)
+        throw ConfigError(p.where("supported_bits") + ": expected bit widths in [1, 64], got " + std::to_string(b));
+      supported_.push_back(static_cast<int>(b));
+    }
+    std::sort(supported_.begin(), supported_.end());
+    supported_.erase(std::unique(supported_.begin(), supported_.end()), supported_.end());
+    time_limit_s_ = p.get_double("time_limit_s", 60.0);
+    if (!(time_limit_s_ > 0))
+      throw ConfigError(p.where("time_limit_s") + ": expected a positive number of seconds");
+    mip_gap_ = p.get_double("mip_gap", 0.0);
+    if (!(mip_gap_ >= 0 && mip_gap_ < 1))
+      throw ConfigError(p.where("mip_gap") + ": expected a relative gap in [0, 1)");
+    verbose_ = p.get_bool("verbose", false);
+  }
+
+  Allocation solve(const AllocationProblem& problem) const override;
+
+  std::vector<Allocation> pareto(const AllocationProblem& problem, std::size_t resource,
+                                 const std::vector<double>& budgets) const override {
+    AllocationProblem p = problem;
+    return monotone_frontier(budgets, [&](double b) {
+      p.resources.at(resource).budget = b;
+      return solve(p);
+    });
+  }
+
+ private:
+  std::vector<int> supported_;
+  double time_limit_s_;
+  double mip_gap_;
+  bool verbose_;
+};
+
+Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
+  Stopwatch sw;
+  problem.validate();
+  check_feasible(problem);
+
+  // Widths the hardware runs: drop the others, reject pins to them.
+  AllocationProblem restricted;
+  const AllocationProblem* P = &problem;
+  std::string restrict_note;
+  if (!supported_.empty()) {
+    auto is_supported = [&](int b) { return std::binary_search(supported_.begin(), supported_.end(), b); };
+    std::vector<std::size_t> keep;
+    for (std::size_t j = 0; j < problem.num_candidates(); ++j)
+      if (is_supported(problem.candidate_bits[j])) keep.push_back(j);
+    if (keep.empty())
+      throw UserError("hardware: none of the candidate widths " + list_text(problem.candidate_bits) +
+                      " is in supported_bits " + list_text(supported_));
+    for (std::size_t i = 0; i < problem.pinned_bits.size(); ++i)
+      if (problem.pinned_bits[i] != 0 && !is_supported(problem.pinned_bits[i]))
+        throw UserError("hardware: block '" + block_name(problem, i) + "' is pinned to " +
+                        std::to_string(problem.pinned_bits[i]) + " bits, which supported_bits " +
+                        list_text(supported_) + " does not include");
+    if (keep.size() < problem.num_candidates()) {
+      restricted = problem;
+      auto take = [&](std::vector<double>& row) {
+        std::vector<double> out;
+        for (std::size_t j : keep) out.push_back(row[j]);
+        row.swap(out);
+      };
+      restricted.candidate_bits.clear();
+      for (std::size_t j : keep) restricted.candidate_bits.push_back(problem.candidate_bits[j]);
+      for (auto& row : restricted.distortion) take(row);
+      for (auto& r : restricted.resources)
+        for (auto& row : r.cost) take(row);
+      P = &restricted;
+      restrict_note = "; widths restricted to supported_bits " + list_text(restricted.candidate_bits);
+      try {
+        check_feasible(restricted);
+      } catch (const InfeasibleError& e) {
+        throw InfeasibleError(std::string(e.what()) + "; widths restricted to supported_bits " +
+                              list_text(restricted.candidate_bits));
+      }
+    }
+  }
+  const AllocationProblem& q = *P;
+  const ItemSet s = build_items(q);
+  const std::size_t U = s.size(), R = q.resources.size();
+
+  // Fixed items (one option) are constants; the others get binaries.
+  std::vector<std::size_t> choice(U);
+  std::vector<std::size_t> free_items;
+  long double obj_floor = 0;  // smallest possible distortion of the free items
+  for (std::size_t u = 0; u < U; ++u) {
+    choice[u] = s.begin(u);
+    if (s.num_options(u) > 1) {
+      free_items.push_back(u);
+      double m = kInf;
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.dist[o]);
+      obj_floor += m;
+    }
+  }
+  std::vector<std::size_t> rows_of;  // resources with a finite budget
+  for (std::size_t r = 0; r < R; ++r)
+    if (std::isfinite(q.resources[r].budget)) rows_of.push_back(r);
+
+  std::ostringstream note;
+  double gap = 0;
+  if (!free_items.empty()) {
+    double obj_scale = static_cast<double>(obj_floor);
+    if (!(obj_scale > 0)) {
+      obj_scale = 0;
+      for (std::size_t u : free_items)
+        for (std::size_t o = s.begin(u); o < s.end(u); ++o) obj_scale = std::max(obj_scale, s.dist[o]);
+    }
+    if (!(obj_scale > 0)) obj_scale = 1;
+
+    std::unique_ptr<glp_prob, GlpDeleter> lp(glp_create_prob());
+    glp_set_obj_dir(lp.get(), GLP_MIN);
+    std::vector<int> col_of(s.cand.size(), 0);
+    int ncols = 0;
+    for (std::size_t u : free_items)
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) col_of[o] = ++ncols;
+    glp_add_cols(lp.get(), ncols);
+    for (std::size_t u : free_items)
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+        glp_set_col_kind(lp.get(), col_of[o], GLP_BV);
+        glp_set_obj_coef(lp.get(), col_of[o], s.dist[o] / obj_scale);
+      }
+    std::vector<int> ia{0}, ja{0};
+    std::vector<double> ar{0.0};
+    glp_add_rows(lp.get(), static_cast<int>(free_items.size()));
+    int row = 0;
+    for (std::size_t u : free_items) {
+      ++row;
+      glp_set_row_bnds(lp.get(), row, GLP_FX, 1.0, 1.0);
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+        ia.push_back(row);
+        ja.push_back(col_of[o]);
+        ar.push_back(1.0);
+      }
+    }
+    // Budget rows: Σ (c - min c) x <= budget - Σ min c, scaled by the largest coefficient.
+    struct BudgetRow {
+      std::size_t r;
+      int row;
+      double scale;
+      double rhs;  // in the resource's unit, shifted
+    };
+    std::vector<BudgetRow> budget_rows;
+    for (std::size_t r : rows_of) {
+      long double base = 0;
+      double scale = 0;
+      std::vector<double> mins(U);
+      for (std::size_t u = 0; u < U; ++u) {
+        double m = kInf;
+        for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.cost[r][o]);
+        mins[u] = m;
+        base += m;
+        if (s.num_options(u) > 1)
+          for (std::size_t o = s.begin(u); o < s.end(u); ++o) scale = std::max(scale, s.cost[r][o] - m);
+      }
+      if (!(scale > 0)) continue;  // every free item costs the same in this resource
+      const double rhs = std::max(0.0, static_cast<double>((long double)q.resources[r].budget - base));
+      const int rr = glp_add_rows(lp.get(), 1);
+      glp_set_row_bnds(lp.get(), rr, GLP_UP, 0.0, rhs / scale);
+      for (std::size_t u : free_items)
+        for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+          const double coef = (s.cost[r][o] - mins[u]) / scale;
+          if (coef == 0) continue;
+          ia.push_back(rr);
+          ja.push_back(col_of[o]);
+          ar.push_back(coef);
+        }
+      budget_rows.push_back({r, rr, scale, rhs});
+    }
+    glp_load_matrix(lp.get(), static_cast<int>(ia.size()) - 1, ia.data(), ja.data(), ar.data());
+
+    glp_iocp parm;
+    glp_init_iocp(&parm);
+    parm.presolve = GLP_ON;
+    parm.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
+    parm.tm_lim = static_cast<int>(std::min(time_limit_s_ * 1000.0, static_cast<double>(INT_MAX)));
+    parm.mip_gap = mip_gap_;
+    // MIR cuts and best-projection backtracking: on multiple-choice knapsacks these prove optimality
+    // several times faster than GLPK's defaults and find better incumbents when time runs out.
+    parm.mir_cuts = GLP_ON;
+    parm.bt_tech = GLP_BT_BPH;
+    BoundTracker tracker;
+    parm.cb_func = track_bound;
+    parm.cb_info = &tracker;
+
+    // GLPK meets rows within its feasibility tolerance; if the rounded-to-binary answer overshoots
+    // a true budget, tighten that row by the overshoot and solve again.
+    int ret = 0, status = 0;
+    bool met = false;
+    for (int attempt = 0; attempt < 4 && !met; ++attempt) {
+      {
+        TermOut quiet(verbose_);
+        ret = glp_intopt(lp.get(), &parm);
+      }
+      status = glp_mip_status(lp.get());
+      if (ret == GLP_ENOPFS || status == GLP_NOFEAS) {
+        std::ostringstream m;
+        m << "hardware: no assignment meets every budget at once (each one alone is achievable):";
+        for (std::size_t r : rows_of) {
+          auto range = feasible_range(q, r);
+          m << " '" << q.resources[r].name << "' budget " << q.resources[r].budget << " (feasible range ["
+            << range.first << ", " << range.second << "]);";
+        }
+        m << " given candidate widths, pins and ties" << restrict_note;
+        throw InfeasibleError(m.str());
+      }
+      if (status != GLP_OPT && status != GLP_FEAS) {
+        if (ret == GLP_ETMLIM)
+          throw UserError("hardware: GLPK found no feasible assignment within time_limit_s=" +
+                          std::to_string(time_limit_s_) + "; raise time_limit_s or use 'lagrangian'");
+        throw UserError("hardware: GLPK's glp_intopt failed with code " + std::to_string(ret));
+      }
+      for (std::size_t u : free_items) {
+        std::size_t best = s.begin(u);
+        for (std::size_t o = s.begin(u); o < s.end(u); ++o)
+          if (glp_mip_col_val(lp.get(), col_of[o]) > glp_mip_col_val(lp.get(), col_of[best])) best = o;
+        choice[u] = best;
+      }
+      met = true;
+      for (auto& br : budget_rows) {
+        long double used = 0;
+        for (std::size_t u = 0; u < U; ++u) {
+          double m = kInf;
+          for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.cost[br.r][o]);
+          used += s.cost[br.r][choice[u]] - m;
+        }
+        if (used > br.rhs && !within_budget(static_cast<double>(used), br.rhs)) {
+          met = false;
+          br.rhs -= static_cast<double>(used - br.rhs) * (1 + 1e-6) + 1e-12 * br.scale;
+          glp_set_row_bnds(lp.get(), br.row, GLP_UP, 0.0, std::max(0.0, br.rhs) / br.scale);
+        }
+      }
+    }
+    if (!met) throw UserError("hardware: GLPK's answer overshoots a budget beyond rounding; tightening did not help");
+
+    const double mip_scaled = glp_mip_obj_val(lp.get());
+    long double fixed_dist = 0;
+    for (std::size_t u = 0; u < U; ++u)
+      if (s.num_options(u) == 1) fixed_dist += s.dist[choice[u]];
+    note << "hardware: GLPK ILP, " << ncols << " binaries, " << free_items.size() << " one-hot rows, "
+         << budget_rows.size() << " budget rows; ";
+    if (ret == 0 && status == GLP_OPT) {
+      if (mip_gap_ > 0) {
+        const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
+        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+        gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+        note << "solved within mip_gap " << mip_gap_;
+      } else {
+        note << "optimal";
+      }
+    } else {
+      // Stopped early (time limit or gap tolerance): the LP relaxation bounds the optimum.
+      if (ret == GLP_EMIPGAP) {
+        const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
+        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+        gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+        note << "stopped at mip_gap " << mip_gap_;
+      } else if (tracker.have) {
+        const double lower = static_cast<double>(fixed_dist) + tracker.bound * obj_scale;
+        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+        gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
+        note << "stopped at time_limit_s " << time_limit_s_ << " with a feasible answer; gap bound from the best open node";
+      } else {
+        glp_smcp sp;
+        glp_init_smcp(&sp);
+        sp.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
+        sp.presolve = GLP_ON;
+        int lp_ret;
+        {
+          TermOut quiet(verbose_);
+          lp_ret = glp_simplex(lp.get(), &sp);
+        }
+        gap = kNaN;
+        if (lp_ret == 0 && glp_get_status(lp.get()) == GLP_OPT) {
+          const double lower = static_cast<double>(fixed_dist) + glp_get_obj_val(lp.get()) * obj_scale;
+          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+          gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
+        }
+        note << "stopped at time_limit_s " << time_limit_s_ << " with a feasible answer; gap bound from the LP relaxation";
+      }
+    }
+  } else {
+    note << "hardware: every item fixed by pins or by a single supported width";
+  }
+  Allocation a = evaluate_allocation(problem, bits_of(q, s, choice));
+  for (std::size_t r = 0; r < R; ++r)
+    HAWQ_CHECK(within_budget(a.cost[r], problem.resources[r].budget) || !std::isfinite(problem.resources[r].budget) ||
+                   a.cost[r] <= problem.resources[r].budget * (1 + 1e-9) + 1e-9,
+               "hardware answer exceeds a budget");
+  a.gap_bound = gap;
+  a.note = note.str() + restrict_note;
+  a.seconds = sw.seconds();
+  return a;
+}
+
+}  // namespace
+}  // namespace hawq
+
+HAWQ_REGISTER_ALLOCATOR("hardware", hawq::HardwareAllocator)

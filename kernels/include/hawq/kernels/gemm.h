@@ -1,0 +1,78 @@
+// CUDA mixed-precision weight-only GEMM: y[M x N] = x[M x K] . W^T with W packed by
+// pack_weights() (format.h), x and y fp16 row-major, fp32 accumulation on the tensor cores
+// (mma.sync m16n8k16). One kernel serves every M: M is processed in chunks of at most 128 rows,
+// each chunk rounded up to 8, 16, 32, 64 or 128 columns of the mma n dimension.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "hawq/kernels/format.h"
+
+namespace hawq::kernels {
+
+// Non-owning view of packed weights in device memory.
+struct DeviceWeights {
+  int n = 0, k = 0;
+  Layout layout = Layout::kAligned;
+  int max_bits = 0;
+  const std::uint8_t* data = nullptr;
+  const std::uint32_t* meta = nullptr;
+  const std::uint32_t* scales = nullptr;
+  std::size_t bytes = 0;  // data + meta + scales: what one GEMM reads of the weights
+};
+
+// Owning device copy of a PackedWeights (move-only).
+class GpuWeights {
+ public:
+  GpuWeights() = default;
+  explicit GpuWeights(const PackedWeights& p);  // throws std::runtime_error on CUDA errors
+  GpuWeights(const GpuWeights&) = delete;
+  GpuWeights& operator=(const GpuWeights&) = delete;
+  GpuWeights(GpuWeights&& o) noexcept;
+  GpuWeights& operator=(GpuWeights&& o) noexcept;
+  ~GpuWeights();
+  // A second device copy of the same weights at other addresses (rotating buffers in benchmarks).
+  GpuWeights clone() const;
+  const DeviceWeights& view() const { return view_; }
+
+ private:
+  void release();
+  DeviceWeights view_;
+  void* buffer_ = nullptr;  // one allocation holding data, meta and scales
+  std::size_t buffer_bytes_ = 0;
+};
+
+// Split-K scratch: fp32 partial sums and one arrival counter per row block. Zero when idle: the
+// last block of every split-K launch writes y and zeroes what it used, so one workspace serves
+// any number of launches in one stream (or one graph) in sequence.
+struct Workspace {
+  float* acc = nullptr;
+  unsigned* counters = nullptr;
+  std::size_t acc_floats = 0, num_counters = 0;
+};
+Workspace make_workspace(int max_n);  // sized for M chunks of 128 rows
+void free_workspace(Workspace& ws);
+
+struct LaunchConfig {
+  int warps = 0;     // warps per block (4 or 8), 0 = automatic; each warp owns one 16-row tile
+  int splits = 0;    // K splits (>= 1), 0 = automatic
+  bool pdl = false;  // programmatic dependent launch (sm_90+): the kernel requests its first weight
+                     // stages before waiting for the previous kernel in the stream to finish
+};
+// The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count).
+LaunchConfig auto_config(const DeviceWeights& w, int m);
+// Dynamic shared memory a launch needs, bytes.
+std::size_t shared_bytes(const DeviceWeights& w, int m, int warps);
+// The most dynamic shared memory a launch may use on the current device.
+std::size_t max_shared_bytes();
+
+// Launches the GEMM on `stream` (graph capture is fine). Returns cudaErrorInvalidValue for bad
+// arguments (shapes, alignment, workspace too small) and the launch error otherwise.
+cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m,
+                       const Workspace& ws, LaunchConfig cfg = {}, cudaStream_t stream = nullptr);
+
+}  // namespace hawq::kernels

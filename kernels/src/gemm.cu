@@ -1,0 +1,704 @@
+// Mixed-precision weight-only GEMM kernels (see docs/KERNELS.md for the design).
+//
+// Grid: x = blocks of WARPS row tiles (16 rows each, one tile per warp), y = K splits.
+// Every block walks the groups (128 columns) of its K split through a 4-stage cp.async ring:
+//   * the x slice of the group (M x 128 fp16) is copied by all threads into a shared ring slot;
+//   * each lane copies the bytes of its own fragments (and its scale pair and metadata word)
+//     into a private part of its warp's ring slot, so only the x slice needs the block barrier.
+// A warp then decodes its fragments (fp16 magic-number trick, exact integers q - z), multiplies
+// them with x on the tensor cores (mma.sync m16n8k16, fp32 accumulation) and applies the fp32
+// group scale to the group's partial sums (M <= 32) or multiplies the scale in before the mma
+// (larger M, where per-group accumulators would cost too many registers).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "hawq/kernels/fragment.h"
+#include "hawq/kernels/gemm.h"
+
+namespace hawq::kernels {
+
+namespace {
+
+constexpr int kStages = 4;
+constexpr int kXRowBytes = 272;  // 128 fp16 + 16 bytes of padding: conflict-free ldmatrix rows
+constexpr int kSlotTail = 384;   // per warp slot: 128 B scale pairs + 256 B metadata words
+constexpr int kMaxChunkM = 128;
+
+struct Params {
+  const std::uint8_t* data;
+  const std::uint32_t* meta;
+  const std::uint32_t* scales;
+  const __half* x;
+  __half* y;
+  float* ws;
+  unsigned* counters;
+  int n, k, m, groups, row_tiles, splits;
+  int data_bytes;  // code bytes per warp slot (chunks of 512 B)
+  int row2_off;    // unaligned: offset of the second row's words in the slot
+};
+
+struct DevOps {
+  static __device__ __forceinline__ std::uint32_t fma2(std::uint32_t a, std::uint32_t b,
+                                                       std::uint32_t c) {
+    std::uint32_t d;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+  }
+  static __device__ __forceinline__ std::uint32_t add2(std::uint32_t a, std::uint32_t b) {
+    std::uint32_t d;
+    asm("add.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+  }
+  static __device__ __forceinline__ std::uint32_t mul2(std::uint32_t a, std::uint32_t b) {
+    std::uint32_t d;
+    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+  }
+  // (x & mask) | magic in one LOP3 (the compiler emits two when both constants are immediates)
+  static __device__ __forceinline__ std::uint32_t and_or(std::uint32_t x, std::uint32_t mask,
+                                                         std::uint32_t magic) {
+    std::uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(x), "r"(mask), "r"(magic));
+    return d;
+  }
+  static __device__ __forceinline__ std::uint32_t prmt(std::uint32_t x, std::uint32_t y,
+                                                       std::uint32_t s) {
+    return __byte_perm(x, y, s);
+  }
+};
+
+__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp16(std::uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst),
+               "l"(__cvta_generic_to_global(src))
+               : "memory");
+}
+__device__ __forceinline__ void cp8(std::uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst),
+               "l"(__cvta_generic_to_global(src))
+               : "memory");
+}
+__device__ __forceinline__ void cp4(std::uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst),
+               "l"(__cvta_generic_to_global(src))
+               : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Programmatic dependent launch (sm_90): let the next kernel in the stream start its prologue
+// early / wait until the previous kernel's results are visible. No-ops without the launch attribute.
+__device__ __forceinline__ void grid_dep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_dep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void ldsm_x4(std::uint32_t& r0, std::uint32_t& r1, std::uint32_t& r2,
+                                        std::uint32_t& r3, std::uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)[4],
+                                         std::uint32_t b0, std::uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float half_bits_to_float(std::uint32_t h) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+}
+
+// B fragments (x^T) of k-step kt for all NT (>= 2) n-tiles: b[nt][0..1], two n-tiles per ldmatrix.x4.
+template <int NT>
+__device__ __forceinline__ void load_b(std::uint32_t (&b)[NT][2], std::uint32_t xaddr, int kt,
+                                       int lane) {
+  const int i = lane / 8, row = lane % 8;
+#pragma unroll
+  for (int q = 0; q < NT / 2; ++q)
+    ldsm_x4(b[2 * q][0], b[2 * q][1], b[2 * q + 1][0], b[2 * q + 1][1],
+            xaddr + ((2 * q + i / 2) * 8 + row) * kXRowBytes + (kt * 16 + (i & 1) * 8) * 2);
+}
+
+// Adds one group's contribution of a warp's 16-row tile given a function that produces the four
+// A registers of k-step kt.
+template <int NT, bool kPost, class AFn>
+__device__ __forceinline__ void group_mma(float (&acc)[NT][4], std::uint32_t xaddr, int lane,
+                                          std::uint32_t sc, AFn a_of) {
+  float part[NT][4];
+  if constexpr (kPost) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) part[t][i] = 0.f;
+  }
+  // M <= 8: the B fragments of all 8 k-steps in four ldmatrix.x4 (two k-steps each).
+  std::uint32_t b1[NT == 1 ? frag::kKSteps : 1][2];
+  if constexpr (NT == 1) {
+    const int i = lane / 8, row = lane % 8;
+#pragma unroll
+    for (int q = 0; q < frag::kKSteps / 2; ++q)
+      ldsm_x4(b1[2 * q][0], b1[2 * q][1], b1[2 * q + 1][0], b1[2 * q + 1][1],
+              xaddr + row * kXRowBytes + ((2 * q + i / 2) * 16 + (i & 1) * 8) * 2);
+  }
+#pragma unroll
+  for (int kt = 0; kt < frag::kKSteps; ++kt) {
+    std::uint32_t b[NT][2];
+    if constexpr (NT == 1) {
+      b[0][0] = b1[kt][0];
+      b[0][1] = b1[kt][1];
+    } else {
+      load_b<NT>(b, xaddr, kt, lane);
+    }
+    std::uint32_t a[4];
+    a_of(kt, a);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if constexpr (kPost) mma16816(part[t], a, b[t][0], b[t][1]);
+      else mma16816(acc[t], a, b[t][0], b[t][1]);
+    }
+  }
+  if constexpr (kPost) {
+    const float s1 = half_bits_to_float(sc & 0xFFFFu), s2 = half_bits_to_float(sc >> 16);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      acc[t][0] = fmaf(s1, part[t][0], acc[t][0]);
+      acc[t][1] = fmaf(s1, part[t][1], acc[t][1]);
+      acc[t][2] = fmaf(s2, part[t][2], acc[t][2]);
+      acc[t][3] = fmaf(s2, part[t][3], acc[t][3]);
+    }
+  }
+}
+
+// Aligned unit of width B: the lane's 2*B words are in 16-byte chunks of the slot.
+template <int B, int NT, bool kPost>
+__device__ __forceinline__ void unit_aligned(float (&acc)[NT][4], const std::uint8_t* slot,
+                                             std::uint32_t xaddr, int lane, std::uint32_t sc) {
+  constexpr int NW = 2 * B;
+  std::uint32_t w[NW < 8 ? 8 : NW];
+#pragma unroll
+  for (int c = 0; c < (NW + 3) / 4; ++c) {
+    if (NW - 4 * c >= 4) {
+      const uint4 v = *reinterpret_cast<const uint4*>(slot + c * 512 + lane * 16);
+      w[4 * c] = v.x; w[4 * c + 1] = v.y; w[4 * c + 2] = v.z; w[4 * c + 3] = v.w;
+    } else {
+      const uint2 v = *reinterpret_cast<const uint2*>(slot + c * 512 + lane * 16);
+      w[4 * c] = v.x; w[4 * c + 1] = v.y;
+    }
+  }
+  const std::uint32_t s1 = (sc & 0xFFFFu) * 0x10001u, s2 = (sc >> 16) * 0x10001u;
+  group_mma<NT, kPost>(acc, xaddr, lane, sc, [&](int kt, std::uint32_t(&a)[4]) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      a[r] = frag::decode_pair<B, frag::kAlignedPairs, DevOps>(w, kt * 4 + r);
+      if constexpr (!kPost) a[r] = DevOps::mul2(a[r], (r & 1) ? s2 : s1);
+    }
+  });
+}
+
+// Unaligned: the 16 pairs of one row of the lane (B words at `slot + 16*lane`, 512-byte chunks).
+template <int B>
+__device__ __forceinline__ void decode_row(std::uint32_t (&out)[16], const std::uint8_t* slot,
+                                           int lane) {
+  std::uint32_t w[8];
+  if constexpr (B == 2) {
+    const uint2 v = *reinterpret_cast<const uint2*>(slot + lane * 16);
+    w[0] = v.x; w[1] = v.y;
+  } else {
+    const uint4 v = *reinterpret_cast<const uint4*>(slot + lane * 16);
+    w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+    if constexpr (B == 8) {
+      const uint4 u = *reinterpret_cast<const uint4*>(slot + 512 + lane * 16);
+      w[4] = u.x; w[5] = u.y; w[6] = u.z; w[7] = u.w;
+    }
+  }
+#pragma unroll
+  for (int p = 0; p < frag::kRowPairs; ++p)
+    out[p] = frag::decode_pair<B, frag::kRowPairs, DevOps>(w, p);
+}
+
+__device__ __forceinline__ void decode_row_any(std::uint32_t (&out)[16], const std::uint8_t* slot,
+                                               int lane, int bits) {
+  switch (bits) {
+    case 2: decode_row<2>(out, slot, lane); break;
+    case 3: decode_row<3>(out, slot, lane); break;
+    case 4: decode_row<4>(out, slot, lane); break;
+    default: decode_row<8>(out, slot, lane); break;
+  }
+}
+
+// Copies one row's words of an unaligned row-group into the lane's part of the slot.
+__device__ __forceinline__ void copy_row(std::uint32_t dst, const std::uint8_t* data,
+                                         std::uint32_t meta, int tig) {
+  const int b = meta & 15;
+  const std::uint8_t* src = data + static_cast<std::size_t>(meta >> 4) * 16 + 4 * b * tig;
+  switch (b) {
+    case 2: cp8(dst, src); break;
+    case 3: cp4(dst, src); cp4(dst + 4, src + 4); cp4(dst + 8, src + 8); break;
+    case 4: cp16(dst, src); break;
+    default: cp16(dst, src); cp16(dst + 512, src + 16); break;
+  }
+}
+
+template <int NT, int WARPS, bool ALIGNED>
+__global__ void __launch_bounds__(WARPS * 32) mixed_gemm_kernel(const Params p) {
+  constexpr bool kPost = NT <= 4;
+  constexpr int XROWS = NT * 8;
+  constexpr int XSLOT = XROWS * kXRowBytes;
+  constexpr int THREADS = WARPS * 32;
+  extern __shared__ __align__(16) std::uint8_t smem[];
+  __shared__ int s_last;
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
+  const int rt = blockIdx.x * WARPS + warp;
+  const bool valid = rt < p.row_tiles;
+  const int G = p.groups, m = p.m;
+  const int g_begin = static_cast<int>(static_cast<long long>(blockIdx.y) * G / p.splits);
+  const int g_end = static_cast<int>(static_cast<long long>(blockIdx.y + 1) * G / p.splits);
+  const int ng = g_end - g_begin;
+  const int slot_bytes = p.data_bytes + kSlotTail;
+  std::uint8_t* xs = smem;
+  std::uint8_t* my_slots = smem + kStages * XSLOT + static_cast<std::size_t>(warp) * kStages * slot_bytes;
+
+  grid_dep_launch_dependents();
+  // x rows >= m are never copied: zero them once in every stage (the B fragments read them).
+  for (int i = tid; i < kStages * XROWS * (kXRowBytes / 16); i += THREADS) {
+    const int s = i / (XROWS * (kXRowBytes / 16)), rem = i % (XROWS * (kXRowBytes / 16));
+    const int row = rem / (kXRowBytes / 16), c = rem % (kXRowBytes / 16);
+    if (row >= m) *reinterpret_cast<uint4*>(xs + s * XSLOT + row * kXRowBytes + c * 16) = make_uint4(0, 0, 0, 0);
+  }
+
+  const std::uint32_t* meta1 =
+      ALIGNED ? p.meta + static_cast<std::size_t>(rt) * G
+              : p.meta + static_cast<std::size_t>(rt * kTileRows + gid) * G;
+  const std::uint32_t* meta2 = meta1 + 8 * G;  // unaligned only: row gid + 8
+  // Metadata words are fetched in batches, one word per lane (aligned: 32 groups of the warp's
+  // tile; unaligned: 4 groups of the lane's two rows, one per quad lane), one batch ahead, and
+  // handed out with shuffles: no dependent global load sits on the path of a stage's copies.
+  constexpr int BS = ALIGNED ? 32 : 4;
+  const int my = ALIGNED ? lane : tig;
+  std::uint32_t cur1 = 0, cur2 = 0, nxt1 = 0, nxt2 = 0;
+  auto load_batch = [&](int base, std::uint32_t& b1, std::uint32_t& b2) {
+    const int j = base + my;
+    if (j < ng) {
+      b1 = __ldg(meta1 + g_begin + j);
+      if (!ALIGNED) b2 = __ldg(meta2 + g_begin + j);
+    }
+  };
+  if (valid) {
+    load_batch(0, cur1, cur2);
+    load_batch(BS, nxt1, nxt2);
+  }
+
+  // x slice of stage j: every thread of the block copies part of it.
+  auto issue_x = [&](int j) {
+    const int slot = j % kStages, g = g_begin + j;
+    const std::uint32_t xa = smem_u32(xs + slot * XSLOT);
+    const __half* xg = p.x + static_cast<std::size_t>(g) * kGroupSize;
+    for (int c = tid; c < m * 16; c += THREADS)
+      cp16(xa + (c >> 4) * kXRowBytes + (c & 15) * 16, xg + static_cast<std::size_t>(c >> 4) * p.k + (c & 15) * 8);
+  };
+  // weights of stage j: each lane copies its own fragments, scale pair and metadata word.
+  auto issue_w = [&](int j) {
+    if (!valid) return;
+    const int slot = j % kStages, g = g_begin + j;
+    std::uint8_t* sl = my_slots + slot * slot_bytes;
+    const std::uint32_t sa = smem_u32(sl);
+    if (j > 0 && j % BS == 0) {  // warp-uniform
+      cur1 = nxt1;
+      cur2 = nxt2;
+      load_batch(j + BS, nxt1, nxt2);
+    }
+    const int src = ALIGNED ? j % BS : gid * 4 + j % BS;
+    const std::uint32_t m1 = __shfl_sync(0xFFFFFFFFu, cur1, src);
+    const std::uint32_t m2 = ALIGNED ? 0u : __shfl_sync(0xFFFFFFFFu, cur2, src);
+    cp4(sa + p.data_bytes + lane * 4, p.scales + (static_cast<std::size_t>(rt) * G + g) * 8 + gid);
+    std::uint32_t* ms = reinterpret_cast<std::uint32_t*>(sl + p.data_bytes + 128);
+    ms[lane] = m1;
+    if constexpr (ALIGNED) {
+      const int b = m1 & 15;
+      const std::uint8_t* base = p.data + static_cast<std::size_t>(m1 >> 4) * 16 + lane * 16;
+      const int nchunk = b == 8 ? 4 : b == 4 ? 2 : 1;
+      for (int c = 0; c < nchunk; ++c) cp16(sa + c * 512 + lane * 16, base + c * 512);
+      if (b == 3) cp8(sa + 512 + lane * 16, base + 512 - lane * 8);
+    } else {
+      ms[32 + lane] = m2;
+      copy_row(sa + lane * 16, p.data, m1, tig);
+      copy_row(sa + p.row2_off + lane * 16, p.data, m2, tig);
+    }
+  };
+
+  float acc[NT][4];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
+
+  // Prologue: the weights of the first stages do not depend on the previous kernel in the stream,
+  // so they are requested before griddepcontrol.wait (programmatic dependent launch; a no-op when
+  // the launch does not use it); x, y and the workspace are touched only after it.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < ng) issue_w(s);
+    cp_commit();
+  }
+  grid_dep_wait();
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < ng) issue_x(s);
+    cp_commit();
+  }
+  // Commit groups: w0..w(S-2), x0..x(S-2), then one group (x and w) per stage S-1, S, ...
+  // Stage i < S-1 completes with group S-1+i, stage i >= S-1 with group i+S-1; before the wait of
+  // iteration i, 2S-2+i groups are committed, so "at most S-2 pending" covers stage i in both cases.
+  for (int i = 0; i < ng; ++i) {
+    cp_wait<kStages - 2>();
+    __syncthreads();
+    if (i + kStages - 1 < ng) {
+      issue_x(i + kStages - 1);
+      issue_w(i + kStages - 1);
+    }
+    cp_commit();
+    if (!valid) continue;
+    const int slot = i % kStages;
+    const std::uint8_t* sl = my_slots + slot * slot_bytes;
+    const std::uint32_t xaddr = smem_u32(xs + slot * XSLOT);
+    const std::uint32_t sc = *reinterpret_cast<const std::uint32_t*>(sl + p.data_bytes + lane * 4);
+    const std::uint32_t* ms = reinterpret_cast<const std::uint32_t*>(sl + p.data_bytes + 128);
+    if constexpr (ALIGNED) {
+      switch (ms[lane] & 15) {
+        case 2: unit_aligned<2, NT, kPost>(acc, sl, xaddr, lane, sc); break;
+        case 3: unit_aligned<3, NT, kPost>(acc, sl, xaddr, lane, sc); break;
+        case 4: unit_aligned<4, NT, kPost>(acc, sl, xaddr, lane, sc); break;
+        default: unit_aligned<8, NT, kPost>(acc, sl, xaddr, lane, sc); break;
+      }
+    } else {
+      std::uint32_t r1[16], r2[16];
+      decode_row_any(r1, sl, lane, ms[lane] & 15);
+      decode_row_any(r2, sl + p.row2_off, lane, ms[32 + lane] & 15);
+      if constexpr (!kPost) {
+        const std::uint32_t s1 = (sc & 0xFFFFu) * 0x10001u, s2 = (sc >> 16) * 0x10001u;
+#pragma unroll
+        for (int q = 0; q < 16; ++q) {
+          r1[q] = DevOps::mul2(r1[q], s1);
+          r2[q] = DevOps::mul2(r2[q], s2);
+        }
+      }
+      group_mma<NT, kPost>(acc, xaddr, lane, sc, [&](int kt, std::uint32_t(&a)[4]) {
+        a[0] = r1[2 * kt];
+        a[1] = r2[2 * kt];
+        a[2] = r1[2 * kt + 1];
+        a[3] = r2[2 * kt + 1];
+      });
+    }
+  }
+  cp_wait<0>();
+
+  const int N = p.n;
+  const int n1 = rt * kTileRows + gid, n2 = n1 + 8;
+  if (p.splits == 1) {
+    if (!valid) return;
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int mm = t * 8 + 2 * tig + h;
+        if (mm < m) {
+          p.y[static_cast<std::size_t>(mm) * N + n1] = __float2half_rn(acc[t][h]);
+          p.y[static_cast<std::size_t>(mm) * N + n2] = __float2half_rn(acc[t][2 + h]);
+        }
+      }
+    return;
+  }
+  if (valid) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int mm = t * 8 + 2 * tig + h;
+        if (mm < m) {
+          atomicAdd(p.ws + static_cast<std::size_t>(mm) * N + n1, acc[t][h]);
+          atomicAdd(p.ws + static_cast<std::size_t>(mm) * N + n2, acc[t][2 + h]);
+        }
+      }
+  }
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(p.counters + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int row0 = blockIdx.x * WARPS * kTileRows;
+  const int rows = min(WARPS * kTileRows, N - row0);
+  for (int i = tid; i < rows * m; i += THREADS) {
+    const std::size_t idx = static_cast<std::size_t>(i / rows) * N + row0 + i % rows;
+    const float v = __ldcg(p.ws + idx);
+    p.y[idx] = __float2half_rn(v);
+    __stcg(p.ws + idx, 0.f);
+  }
+  if (tid == 0) p.counters[blockIdx.x] = 0;
+}
+
+using KernelFn = void (*)(Params);
+
+int nt_index(int m) { return m <= 8 ? 0 : m <= 16 ? 1 : m <= 32 ? 2 : m <= 64 ? 3 : 4; }
+int nt_of_index(int i) { return 1 << i; }
+
+template <int WARPS, bool AL>
+KernelFn pick_nt(int nti) {
+  switch (nti) {
+    case 0: return mixed_gemm_kernel<1, WARPS, AL>;
+    case 1: return mixed_gemm_kernel<2, WARPS, AL>;
+    case 2: return mixed_gemm_kernel<4, WARPS, AL>;
+    case 3: return mixed_gemm_kernel<8, WARPS, AL>;
+    default: return mixed_gemm_kernel<16, WARPS, AL>;
+  }
+}
+
+KernelFn pick_kernel(int nti, int warps, bool aligned) {
+  if (warps == 4) return aligned ? pick_nt<4, true>(nti) : pick_nt<4, false>(nti);
+  return aligned ? pick_nt<8, true>(nti) : pick_nt<8, false>(nti);
+}
+
+struct DeviceInfo {
+  int sms = 0;
+  int smem_optin = 0;
+  int smem_dynamic = 0;  // dynamic shared memory a launch may ask for
+};
+
+const DeviceInfo& device_info() {
+  static std::once_flag once;
+  static DeviceInfo info[64];
+  static int ndev = 0;
+  std::call_once(once, [] {
+    cudaGetDeviceCount(&ndev);
+    for (int d = 0; d < ndev && d < 64; ++d) {
+      cudaDeviceGetAttribute(&info[d].sms, cudaDevAttrMultiProcessorCount, d);
+      cudaDeviceGetAttribute(&info[d].smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, d);
+      int prev = 0;
+      cudaGetDevice(&prev);
+      cudaSetDevice(d);
+      // The dynamic limit is the opt-in maximum less the kernel's static shared memory.
+      int dyn = info[d].smem_optin;
+      for (int nti = 0; nti < 5; ++nti)
+        for (int w : {4, 8})
+          for (bool al : {true, false}) {
+            cudaFuncAttributes attr{};
+            if (cudaFuncGetAttributes(&attr, pick_kernel(nti, w, al)) == cudaSuccess)
+              dyn = std::min(dyn, info[d].smem_optin - static_cast<int>(attr.sharedSizeBytes));
+          }
+      info[d].smem_dynamic = dyn;
+      for (int nti = 0; nti < 5; ++nti)
+        for (int w : {4, 8})
+          for (bool al : {true, false})
+            cudaFuncSetAttribute(pick_kernel(nti, w, al),
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, dyn);
+      cudaGetLastError();  // do not leave a failed attribute call as the sticky "last error"
+      cudaSetDevice(prev);
+    }
+  });
+  int dev = 0;
+  cudaGetDevice(&dev);
+  return info[dev < 64 ? dev : 0];
+}
+
+int data_chunks(const DeviceWeights& w) {
+  if (w.layout == Layout::kAligned) return w.max_bits == 8 ? 4 : w.max_bits == 2 ? 1 : 2;
+  return 2 * (w.max_bits == 8 ? 2 : 1);
+}
+
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- weights and workspace
+
+GpuWeights::GpuWeights(const PackedWeights& p) {
+  const std::size_t a = (p.data.size() + 255) / 256 * 256;
+  const std::size_t b = (p.meta.size() * 4 + 255) / 256 * 256;
+  const std::size_t c = p.scales.size() * 4;
+  buffer_bytes_ = a + b + c;
+  check_cuda(cudaMalloc(&buffer_, buffer_bytes_), "cudaMalloc(packed weights)");
+  auto* base = static_cast<std::uint8_t*>(buffer_);
+  check_cuda(cudaMemcpy(base, p.data.data(), p.data.size(), cudaMemcpyHostToDevice), "upload");
+  check_cuda(cudaMemcpy(base + a, p.meta.data(), p.meta.size() * 4, cudaMemcpyHostToDevice), "upload");
+  check_cuda(cudaMemcpy(base + a + b, p.scales.data(), c, cudaMemcpyHostToDevice), "upload");
+  view_.n = p.n;
+  view_.k = p.k;
+  view_.layout = p.layout;
+  view_.max_bits = p.max_bits;
+  view_.data = base;
+  view_.meta = reinterpret_cast<const std::uint32_t*>(base + a);
+  view_.scales = reinterpret_cast<const std::uint32_t*>(base + a + b);
+  view_.bytes = p.device_bytes();
+}
+
+GpuWeights GpuWeights::clone() const {
+  GpuWeights g;
+  if (!buffer_) return g;
+  g.buffer_bytes_ = buffer_bytes_;
+  check_cuda(cudaMalloc(&g.buffer_, buffer_bytes_), "cudaMalloc(packed weights)");
+  check_cuda(cudaMemcpy(g.buffer_, buffer_, buffer_bytes_, cudaMemcpyDeviceToDevice), "clone");
+  const auto shift = [&](const void* ptr) {
+    return static_cast<const std::uint8_t*>(g.buffer_) +
+           (static_cast<const std::uint8_t*>(ptr) - static_cast<const std::uint8_t*>(buffer_));
+  };
+  g.view_ = view_;
+  g.view_.data = shift(view_.data);
+  g.view_.meta = reinterpret_cast<const std::uint32_t*>(shift(view_.meta));
+  g.view_.scales = reinterpret_cast<const std::uint32_t*>(shift(view_.scales));
+  return g;
+}
+
+GpuWeights::GpuWeights(GpuWeights&& o) noexcept
+    : view_(o.view_), buffer_(o.buffer_), buffer_bytes_(o.buffer_bytes_) {
+  o.buffer_ = nullptr;
+  o.view_ = {};
+}
+GpuWeights& GpuWeights::operator=(GpuWeights&& o) noexcept {
+  if (this != &o) {
+    release();
+    view_ = o.view_;
+    buffer_ = o.buffer_;
+    buffer_bytes_ = o.buffer_bytes_;
+    o.buffer_ = nullptr;
+    o.view_ = {};
+  }
+  return *this;
+}
+GpuWeights::~GpuWeights() { release(); }
+void GpuWeights::release() {
+  if (buffer_) cudaFree(buffer_);
+  buffer_ = nullptr;
+}
+
+Workspace make_workspace(int max_n) {
+  Workspace ws;
+  ws.acc_floats = static_cast<std::size_t>(max_n) * kMaxChunkM;
+  ws.num_counters = static_cast<std::size_t>((max_n / kTileRows + 3) / 4);
+  check_cuda(cudaMalloc(&ws.acc, ws.acc_floats * 4), "cudaMalloc(workspace)");
+  check_cuda(cudaMalloc(&ws.counters, ws.num_counters * 4), "cudaMalloc(workspace)");
+  check_cuda(cudaMemset(ws.acc, 0, ws.acc_floats * 4), "cudaMemset(workspace)");
+  check_cuda(cudaMemset(ws.counters, 0, ws.num_counters * 4), "cudaMemset(workspace)");
+  return ws;
+}
+
+void free_workspace(Workspace& ws) {
+  if (ws.acc) cudaFree(ws.acc);
+  if (ws.counters) cudaFree(ws.counters);
+  ws = {};
+}
+
+// ---------------------------------------------------------------- launch
+
+std::size_t max_shared_bytes() { return static_cast<std::size_t>(device_info().smem_dynamic); }
+
+std::size_t shared_bytes(const DeviceWeights& w, int m, int warps) {
+  const int nt = nt_of_index(nt_index(std::min(m, kMaxChunkM)));
+  const std::size_t slot = static_cast<std::size_t>(data_chunks(w)) * 512 + kSlotTail;
+  return static_cast<std::size_t>(kStages) * nt * 8 * kXRowBytes +
+         static_cast<std::size_t>(warps) * kStages * slot;
+}
+
+LaunchConfig auto_config(const DeviceWeights& w, int m) {
+  const DeviceInfo& info = device_info();
+  const int mc = std::min(std::max(m, 1), kMaxChunkM);
+  const int nti = nt_index(mc);
+  LaunchConfig cfg;
+  cfg.warps = nti >= 3 ? 8 : 4;
+  const int row_tiles = w.n / kTileRows, G = w.k / kGroupSize;
+  const int row_blocks = (row_tiles + cfg.warps - 1) / cfg.warps;
+  int per_sm = 1;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &per_sm, pick_kernel(nti, cfg.warps, w.layout == Layout::kAligned), cfg.warps * 32,
+          shared_bytes(w, mc, cfg.warps)) != cudaSuccess) {
+    cudaGetLastError();
+    per_sm = 1;
+  }
+  const int capacity = std::max(1, per_sm) * std::max(1, info.sms);
+  cfg.splits = 1;
+  if (row_blocks < capacity) cfg.splits = std::max(1, std::min(capacity / row_blocks, G / 4));
+  return cfg;
+}
+
+cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m,
+                       const Workspace& ws, LaunchConfig cfg, cudaStream_t stream) {
+  if (m <= 0 || w.n <= 0 || w.n % kTileRows || w.k <= 0 || w.k % kGroupSize || !w.data || !x || !y)
+    return cudaErrorInvalidValue;
+  if (!valid_bits(w.max_bits)) return cudaErrorInvalidValue;
+  if ((reinterpret_cast<std::uintptr_t>(x) & 15) || (reinterpret_cast<std::uintptr_t>(y) & 1))
+    return cudaErrorInvalidValue;
+  const DeviceInfo& info = device_info();
+  const LaunchConfig autoc = (cfg.warps == 0 || cfg.splits == 0) ? auto_config(w, m) : LaunchConfig{};
+  if (cfg.warps == 0) cfg.warps = autoc.warps;
+  if (cfg.splits == 0) cfg.splits = autoc.splits;
+  if (cfg.warps != 4 && cfg.warps != 8) return cudaErrorInvalidValue;
+  const int G = w.k / kGroupSize, row_tiles = w.n / kTileRows;
+  cfg.splits = std::max(1, std::min(cfg.splits, G));
+  const int row_blocks = (row_tiles + cfg.warps - 1) / cfg.warps;
+  if (cfg.splits > 1 && (!ws.acc || !ws.counters ||
+                         ws.acc_floats < static_cast<std::size_t>(w.n) * std::min(m, kMaxChunkM) ||
+                         ws.num_counters < static_cast<std::size_t>(row_blocks)))
+    return cudaErrorInvalidValue;
+
+  Params p{};
+  p.data = w.data;
+  p.meta = w.meta;
+  p.scales = w.scales;
+  p.ws = ws.acc;
+  p.counters = ws.counters;
+  p.n = w.n;
+  p.k = w.k;
+  p.groups = G;
+  p.row_tiles = row_tiles;
+  p.splits = cfg.splits;
+  p.data_bytes = data_chunks(w) * 512;
+  p.row2_off = (w.max_bits == 8 ? 2 : 1) * 512;
+  for (int m0 = 0; m0 < m; m0 += kMaxChunkM) {
+    const int mc = std::min(kMaxChunkM, m - m0);
+    p.m = mc;
+    p.x = x + static_cast<std::size_t>(m0) * w.k;
+    p.y = y + static_cast<std::size_t>(m0) * w.n;
+    const int nti = nt_index(mc);
+    const std::size_t smem = shared_bytes(w, mc, cfg.warps);
+    if (smem > static_cast<std::size_t>(info.smem_dynamic)) return cudaErrorInvalidConfiguration;
+    KernelFn fn = pick_kernel(nti, cfg.warps, w.layout == Layout::kAligned);
+    cudaLaunchConfig_t lc{};
+    lc.gridDim = dim3(row_blocks, cfg.splits);
+    lc.blockDim = dim3(cfg.warps * 32);
+    lc.dynamicSmemBytes = smem;
+    lc.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    lc.attrs = attr;
+    lc.numAttrs = cfg.pdl ? 1 : 0;
+    const cudaError_t e = cudaLaunchKernelEx(&lc, fn, p);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace hawq::kernels
