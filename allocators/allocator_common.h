@@ -197,6 +197,52 @@ inline std::size_t spend_slack(const ItemSet& s, const std::vector<double>& x, l
   return made;
 }
 
+// Moves items to cheaper options until the shifted total (x as in spend_slack) fits `slack`, each
+// step the move that adds the least distortion per unit of cost saved (a heap of every item's best
+// move). Ends within `slack` up to rounding (the cheapest options total 0). Returns the moves made.
+inline std::size_t repair_to_fit(const ItemSet& s, const std::vector<double>& x, long double slack,
+                                 std::vector<std::size_t>& choice) {
+  long double used = 0;
+  for (std::size_t u = 0; u < s.size(); ++u) used += x[choice[u]];
+  if (used <= slack) return 0;
+  struct Move {
+    double ratio;
+    std::size_t item, from, to;
+    bool operator>(const Move& m) const { return ratio > m.ratio || (ratio == m.ratio && item > m.item); }
+  };
+  auto best_move = [&](std::size_t u, Move* m) {
+    const std::size_t cur = choice[u];
+    bool found = false;
+    for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+      if (!(x[o] < x[cur])) continue;
+      const double r = (s.dist[o] - s.dist[cur]) / (x[cur] - x[o]);
+      if (!found || r < m->ratio) *m = {r, u, cur, o};
+      found = true;
+    }
+    return found;
+  };
+  std::vector<Move> heap;
+  Move m{};
+  for (std::size_t u = 0; u < s.size(); ++u)
+    if (best_move(u, &m)) heap.push_back(m);
+  std::make_heap(heap.begin(), heap.end(), std::greater<Move>());
+  std::size_t made = 0;
+  while (used > slack && !heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<Move>());
+    const Move top = heap.back();
+    heap.pop_back();
+    if (choice[top.item] != top.from) continue;  // stale
+    used -= x[top.from] - x[top.to];
+    choice[top.item] = top.to;
+    ++made;
+    if (best_move(top.item, &m)) {
+      heap.push_back(m);
+      std::push_heap(heap.begin(), heap.end(), std::greater<Move>());
+    }
+  }
+  return made;  // callers re-check the total: the running sum carries rounding
+}
+
 // The Lagrangian dual bound max_λ>=0 Σ_u min_j (d[u][j] + λ x[u][j]) - λ·slack on the optimum of
 // the single-budget problem (x: costs shifted per item, slack: budget above the smallest total),
 // with λ found by bisection on the sign of the subgradient. Any λ gives a valid bound; the best one

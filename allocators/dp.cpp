@@ -9,9 +9,10 @@
 //     bound on the true optimum. If its choice happens to fit the true budget it is optimal (gap 0);
 //   * otherwise with costs rounded UP to buckets: any answer fits the true budget; this is the
 //     answer, and gap_bound = (answer - lower bound) / lower bound.
-// Rounding up wastes up to one bucket per item, so the answer then spends the unused true budget on
-// the best upgrades that fit, and the lower bound is the larger of the rounded-down optimum and the
-// Lagrangian dual bound (see `lagrangian`; both are valid, the dual one wins with many items).
+// Rounding up wastes up to one bucket per item, so the answer is the better of that optimum and the
+// rounded-down choice repaired (cheapest downgrades until it fits), each then spending the unused
+// true budget on the best upgrades that fit; the lower bound is the larger of the rounded-down
+// optimum and the Lagrangian dual bound (see `lagrangian`; both valid, the dual wins with many items).
 // When all shifted costs are integer multiples of a common step g (bits of equal-size tiles, bytes)
 // and B'/g <= resolution, buckets of width g represent the costs exactly: one run, gap_bound 0.
 //
@@ -254,17 +255,33 @@ Allocation DpAllocator::solve(const AllocationProblem& problem) const {
         note << "resolution " << cap << " buckets of " << delta << " '" << rname
              << "'; the rounded-down optimum fits the true budget, so it is optimal";
     } else {
+      // Two feasible candidates, the better one is the answer:
+      //  (a) the rounded-down choice, overshooting by at most one bucket per item, repaired by the
+      //      cheapest downgrades until it fits;
+      //  (b) the rounded-up optimum, which fits.
+      // Both then spend what is left of the true budget on the best upgrades that fit.
+      const std::size_t repairs = repair_to_fit(s, x, slack, choice);
+      spend_slack(s, x, static_cast<long double>(slack) - used(), choice);
+      const bool a_fits = within_budget(static_cast<double>(used()), slack);
+      const double obj_a = a_fits ? evaluate_allocation(problem, bits_of(problem, s, choice)).objective : kInf;
+      const std::vector<std::size_t> a_choice = choice;
       solve_with(w_up);
-      // Rounding up leaves part of the true budget unused: spend it on the items' best upgrades.
-      const std::size_t moves = spend_slack(s, x, static_cast<long double>(slack) - used(), choice);
+      spend_slack(s, x, static_cast<long double>(slack) - used(), choice);
+      double obj = evaluate_allocation(problem, bits_of(problem, s, choice)).objective;
+      const bool took_a = obj_a < obj;
+      if (took_a) {
+        choice = a_choice;
+        obj = obj_a;
+      }
       // Both are lower bounds on the optimum; the dual one is the tighter when items are many.
       const double lower_dual = dual_lower_bound(s, x, slack);
       const double lower = std::max(lower_dn, lower_dual);
-      const double obj = evaluate_allocation(problem, bits_of(problem, s, choice)).objective;
       gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
       note << "resolution " << cap << " buckets of " << delta << " '" << rname << "' over the budget above the minimum ("
-           << slack << " of " << budget << "); costs rounded up (answer feasible, then " << moves
-           << " upgrades spent the unused budget); lower bound max(rounded-down solve " << lower_dn
+           << slack << " of " << budget << "); answer: "
+           << (took_a ? "rounded-down optimum repaired by " + std::to_string(repairs) + " downgrades"
+                      : std::string("rounded-up optimum"))
+           << ", then the unused budget spent on upgrades; lower bound max(rounded-down optimum " << lower_dn
            << ", Lagrangian dual " << lower_dual << ")";
     }
   }

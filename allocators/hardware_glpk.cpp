@@ -251,8 +251,8 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     parm.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
     parm.tm_lim = static_cast<int>(std::min(time_limit_s_ * 1000.0, static_cast<double>(INT_MAX)));
     parm.mip_gap = mip_gap_;
-    // MIR cuts and best-projection backtracking: on multiple-choice knapsacks these prove optimality
-    // several times faster than GLPK's defaults and find better incumbents when time runs out.
+    // MIR cuts prove optimality of these multiple-choice knapsacks several times faster than GLPK's
+    // defaults; best-projection backtracking finds better incumbents when the time limit stops it.
     parm.mir_cuts = GLP_ON;
     parm.bt_tech = GLP_BT_BPH;
     BoundTracker tracker;

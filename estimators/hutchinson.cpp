@@ -26,6 +26,8 @@ class Hutchinson : public Estimator {
     const auto t0 = std::chrono::steady_clock::now();
     const std::int64_t max_hvps = max_hvps_ > 0 ? max_hvps_ : req.max_hvps;
     const double rel_tol = rel_tol_ >= 0 ? rel_tol_ : req.rel_tol;
+    if (max_hvps < 1) throw ConfigError("hutchinson: max_hvps must be at least 1");
+    for (const auto& b : part.blocks) HAWQ_CHECK(b.weight < oracle.weights().size(), "partition does not match the model");
     const std::size_t nb = part.blocks.size();
     std::vector<double> sum(nb, 0.0), sumsq(nb, 0.0), sample(nb);
     auto gen = at::detail::createCPUGenerator(req.seed);

@@ -13,7 +13,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libglpk-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
   dataset-fashion-mnist bible-kjv
-  python3-h5py python3-numpy python3-torch python3-torchvision python3-pandas
+  python3-h5py python3-numpy python3-pil python3-torch python3-torchvision python3-pandas
 )
 
 missing=()

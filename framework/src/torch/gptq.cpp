@@ -32,7 +32,6 @@
 // over the unquantised model (cheaper, memory of all Hessians at once).
 #include <algorithm>
 #include <cmath>
-#include <set>
 
 #include "hawq/errors.h"
 #include "hawq/oracle.h"

@@ -582,7 +582,7 @@ std::unique_ptr<Model> make_llama(const Params& p) {
 
 const LlamaConfig& llama_config(const Model& m) {
   auto* l = dynamic_cast<const LlamaModel*>(&m);
-  if (!l) throw UserError("expected a llama model, got " + const_cast<Model&>(m).family());
+  if (!l) throw UserError("expected a llama model, got " + m.family());
   return l->config();
 }
 

@@ -210,6 +210,13 @@ int run_experiment(const RunOptions& o) {
     if (!store->has("baseline", bkey)) store->append("baseline", bkey, exec->baseline());
     store->rebuild(false);
   }
+  // Every rank builds the same groups from rank 0's list of pending points.
+  long long npending = static_cast<long long>(pending.size());
+  MPI_Bcast(&npending, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  std::vector<unsigned long long> idx(pending.begin(), pending.end());
+  idx.resize(static_cast<std::size_t>(npending));
+  if (npending > 0) MPI_Bcast(idx.data(), static_cast<int>(npending), MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
+  pending.assign(idx.begin(), idx.end());
   std::vector<Group> groups = make_groups(e, pending);
   Progress progress("points", static_cast<std::int64_t>(pending.size()));
 

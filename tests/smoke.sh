@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# CLI smoke test: `list`, `validate`, bad input exit codes, a tiny sweep under `mpirun -n 2`,
+# `report` in every format, resume without recomputation, and no duplicated rows.
+set -euo pipefail
+BIN="$1"; MPIRUN="$2"; WORK="$3"
+ROOT="${HAWQ_ROOT:?}"
+rm -rf "$WORK"; mkdir -p "$WORK"; cd "$ROOT"
+fail() { echo "SMOKE FAILED: $*" >&2; exit 1; }
+
+# Every plugin kind the framework promises is registered.
+"$BIN" list > "$WORK/list.txt"
+for want in "estimator hutchinson" "allocator dp" "quantizer rtn" "model resnet" "dataset fashion_mnist"; do
+  grep -qx "$want" "$WORK/list.txt" || fail "hawq-bench list lacks '$want'"
+done
+
+# A tiny version of the quickstart: small calibration/evaluation, one budget, one seed.
+TINY=(--set calibration.samples=16 --set calibration.batch_size=16 --set evaluation.samples=200
+      --set estimation.max_hvps=3 --set 'sweep.budgets=[4]' --set 'sweep.seeds=[0]')
+"$BIN" validate experiments/quickstart.yaml "${TINY[@]}" > "$WORK/validate.txt"
+grep -q "2 points" "$WORK/validate.txt" || fail "validate did not plan 2 points: $(cat "$WORK/validate.txt")"
+
+# Bad input: exit code 2, a message naming the problem, and nothing written.
+set +e
+"$BIN" experiments/quickstart.yaml --out "$WORK/bad.h5" --set 'sweep.estimators=[hutchinsn]' 2> "$WORK/err.txt"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "unknown estimator should exit 2, got $rc"
+grep -q "did you mean 'hutchinson'" "$WORK/err.txt" || fail "no suggestion in: $(cat "$WORK/err.txt")"
+[ ! -e "$WORK/bad.h5" ] && [ ! -e "$WORK/bad.h5.journal" ] || fail "a failed validation wrote results"
+
+# The sweep under two ranks.
+"$MPIRUN" -n 2 --oversubscribe "$BIN" experiments/quickstart.yaml --out "$WORK/tiny.h5" "${TINY[@]}" > "$WORK/run.txt"
+grep -q "hawq_v1" "$WORK/run.txt" || fail "the run did not print the table"
+for fmt in markdown csv latex; do "$BIN" report "$WORK/tiny.h5" --format "$fmt" --table points > "$WORK/report.$fmt"; done
+rows=$(($(wc -l < "$WORK/report.csv") - 1))
+[ "$rows" = 2 ] || fail "expected 2 rows in /summary, found $rows"
+grep -c ",ok," "$WORK/report.csv" | grep -qx 2 || fail "points did not finish ok: $(cat "$WORK/report.csv")"
+
+# Resume: the same command again runs nothing new and keeps exactly the same rows.
+"$MPIRUN" -n 2 --oversubscribe "$BIN" experiments/quickstart.yaml --out "$WORK/tiny.h5" "${TINY[@]}" --quiet 2> "$WORK/resume.txt"
+grep -q "2 of 2 points already recorded" "$WORK/resume.txt" || fail "resume did not skip finished points: $(cat "$WORK/resume.txt")"
+"$BIN" report "$WORK/tiny.h5" --format csv --table points > "$WORK/report2.csv"
+cmp -s "$WORK/report.csv" "$WORK/report2.csv" || fail "resume changed the results"
+
+# A different experiment base is refused without --force, and the results stay intact.
+set +e
+"$BIN" experiments/quickstart.yaml --out "$WORK/tiny.h5" "${TINY[@]}" --set evaluation.samples=100 2> "$WORK/err2.txt"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "a changed experiment base should exit 2, got $rc"
+grep -q "belongs to a different experiment" "$WORK/err2.txt" || fail "no ownership message: $(cat "$WORK/err2.txt")"
+"$BIN" report "$WORK/tiny.h5" --format csv --table points > "$WORK/report3.csv"
+cmp -s "$WORK/report.csv" "$WORK/report3.csv" || fail "a refused run damaged the results"
+echo "smoke ok"
