@@ -39,3 +39,9 @@ fi
 for f in /usr/share/datasets/fashion-mnist /usr/bin/bible /usr/bin/mpirun; do
   if [ ! -e "$f" ]; then echo "setup.sh: expected $f after install, not found" >&2; exit 1; fi
 done
+
+# The KJV train/test split the text dataset and the LLaMA tests read (generated, not committed).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -s "$ROOT/data/kjv/test.txt" ] && [ -f "$ROOT/scripts/prepare_kjv.sh" ]; then
+  bash "$ROOT/scripts/prepare_kjv.sh" "$ROOT/data/kjv" >&2
+fi

@@ -9,18 +9,13 @@
 #include "hawq/errors.h"
 #include "hawq/experiment.h"
 #include "hawq/fs.h"
+#include "test_util.h"
 
 using namespace hawq;
 
 namespace {
 
-std::string write_yaml(const std::string& name, const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / ("hawq_cfg_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  auto p = (dir / name).string();
-  write_file_atomic(p, text);
-  return p;
-}
+std::string write_yaml(const std::string& name, const std::string& text) { return test::write_temp_file(name, text); }
 
 // Expects resolve_experiment(load_config(path)) to throw ConfigError containing every fragment.
 void expect_config_error(const std::string& path, const std::vector<std::string>& fragments,

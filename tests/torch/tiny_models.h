@@ -128,6 +128,17 @@ inline torch::Tensor objective(Model& m, const std::vector<Batch>& batches) {
   return s / static_cast<double>(rows);
 }
 
+// Plain gradient descent on L over all parameters, so tests can also look at a trained network
+// (whose Hessian, like a real model's, is dominated by a few large eigenvalues).
+inline void train(Model& m, const std::vector<Batch>& batches, int steps, double lr) {
+  auto params = m.module().parameters();
+  for (int i = 0; i < steps; ++i) {
+    auto g = torch::autograd::grad({objective(m, batches)}, params);
+    torch::NoGradGuard ng;
+    for (std::size_t k = 0; k < params.size(); ++k) params[k].sub_(lr * g[k]);
+  }
+}
+
 // The exact Hessian of L over the quantizable weights, [P, P], by double backward row by row.
 inline torch::Tensor exact_hessian(Model& m, const std::vector<Batch>& batches) {
   std::vector<torch::Tensor> ws;
