@@ -42,6 +42,13 @@ grep -q "2 of 2 points already recorded" "$WORK/resume.txt" || fail "resume did 
 "$BIN" report "$WORK/tiny.h5" --format csv --table points > "$WORK/report2.csv"
 cmp -s "$WORK/report.csv" "$WORK/report2.csv" || fail "resume changed the results"
 
+# Numbers depend only on the point and threads_per_rank, never on the rank count or schedule:
+# one rank gives exactly the same rows (all columns but the wall time).
+"$BIN" experiments/quickstart.yaml --out "$WORK/one.h5" "${TINY[@]}" --quiet
+"$BIN" report "$WORK/one.h5" --format csv --table points > "$WORK/report1.csv"
+cut -d, -f1-11 "$WORK/report.csv" > "$WORK/a.csv"; cut -d, -f1-11 "$WORK/report1.csv" > "$WORK/b.csv"
+cmp -s "$WORK/a.csv" "$WORK/b.csv" || fail "1 rank and 2 ranks disagree: $(diff "$WORK/a.csv" "$WORK/b.csv")"
+
 # A different experiment base is refused without --force, and the results stay intact.
 set +e
 "$BIN" experiments/quickstart.yaml --out "$WORK/tiny.h5" "${TINY[@]}" --set evaluation.samples=100 2> "$WORK/err2.txt"

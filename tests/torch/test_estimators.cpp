@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <numeric>
 
 #include "hawq/errors.h"
@@ -16,6 +17,28 @@ namespace {
 
 using test::TinyModel;
 using test::TinySpec;
+
+// The tiny models are far too small to profit from intra-op threads, and on a loaded machine
+// OpenMP's spinning threads make them an order of magnitude slower: run each test single-threaded
+// and restore the process setting afterwards.
+class SingleThreaded : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_ = torch::get_num_threads();
+    torch::set_num_threads(1);
+  }
+  void TearDown() override { torch::set_num_threads(saved_); }
+
+ private:
+  int saved_ = 1;
+};
+using EstimatorRegistry = SingleThreaded;
+using EstimatorHutchinson = SingleThreaded;
+using EstimatorDiagonal = SingleThreaded;
+using EstimatorHutchpp = SingleThreaded;
+using EstimatorKfac = SingleThreaded;
+using EstimatorFisher = SingleThreaded;
+using EstimatorPowerIteration = SingleThreaded;
 
 std::unique_ptr<Estimator> make(const std::string& name, const std::string& yaml = "{}") {
   return Registry<Estimator>::instance().create(name, Params::from_yaml(yaml));
@@ -41,13 +64,13 @@ void expect_rel_near(double got, double want, double rel, const std::string& wha
 
 // ---------------------------------------------------------------- registry and every plugin
 
-TEST(EstimatorRegistry, HasAllSix) {
+TEST_F(EstimatorRegistry, HasAllSix) {
   auto names = Registry<Estimator>::instance().names();
   for (const char* n : {"hutchinson", "hutchpp", "diagonal", "kfac", "fisher", "power_iteration"})
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
 }
 
-TEST(EstimatorRegistry, RejectsUnknownAndBadParams) {
+TEST_F(EstimatorRegistry, RejectsUnknownAndBadParams) {
   EXPECT_THROW(make("kfac", "{fisher_typ: mc}"), ConfigError);
   EXPECT_THROW(make("kfac", "{fisher_type: exact}"), ConfigError);
   EXPECT_THROW(make("kfac", "{fisher_type: type2, mc_samples: 4}"), ConfigError);
@@ -56,7 +79,17 @@ TEST(EstimatorRegistry, RejectsUnknownAndBadParams) {
   EXPECT_THROW(make("hutchinson", "{min_probes: 1}"), ConfigError);
 }
 
-class EstimatorEvery : public ::testing::TestWithParam<std::string> {};
+class EstimatorEvery : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    saved_ = torch::get_num_threads();
+    torch::set_num_threads(1);
+  }
+  void TearDown() override { torch::set_num_threads(saved_); }
+
+ private:
+  int saved_ = 1;
+};
 
 void expect_finite(const Sensitivity& s, const Partition& part, const std::string& what) {
   ASSERT_EQ(s.blocks.size(), part.blocks.size()) << what;
@@ -103,7 +136,7 @@ INSTANTIATE_TEST_SUITE_P(All, EstimatorEvery, ::testing::ValuesIn(Registry<Estim
 
 // ---------------------------------------------------------------- hutchinson
 
-TEST(EstimatorHutchinson, BlockTracesWithinThreeStdErrorsOfExact) {
+TEST_F(EstimatorHutchinson, BlockTracesWithinThreeStdErrorsOfExact) {
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kFull);
   const auto H = test::exact_hessian(m.model, m.batches);
@@ -127,7 +160,7 @@ TEST(EstimatorHutchinson, BlockTracesWithinThreeStdErrorsOfExact) {
   }
 }
 
-TEST(EstimatorHutchinson, LayerwiseModeMatchesGram) {
+TEST_F(EstimatorHutchinson, LayerwiseModeMatchesGram) {
   // layerwise: H_w = I_rows ⊗ 2XXᵀ/N, so Tr(H_b) = |rows_b| · Σ_{c∈cols_b} 2(XXᵀ)_cc / N.
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kLayerwise);
@@ -147,7 +180,7 @@ TEST(EstimatorHutchinson, LayerwiseModeMatchesGram) {
   }
 }
 
-TEST(EstimatorHutchinson, StopsAtRelativeTolerance) {
+TEST_F(EstimatorHutchinson, StopsAtRelativeTolerance) {
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kFull);
   auto part = make_partition(m.model.weight_infos(), "layer");
@@ -158,7 +191,7 @@ TEST(EstimatorHutchinson, StopsAtRelativeTolerance) {
 
 // ---------------------------------------------------------------- diagonal
 
-TEST(EstimatorDiagonal, OneByOneBlocksAreTheExactDiagonal) {
+TEST_F(EstimatorDiagonal, OneByOneBlocksAreTheExactDiagonal) {
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kFull);
   auto part = make_partition(m.model.weight_infos(), "tile:1x1");
@@ -179,7 +212,7 @@ TEST(EstimatorDiagonal, OneByOneBlocksAreTheExactDiagonal) {
   EXPECT_LT(std::sqrt(err2 / ref2), 0.1);
 }
 
-TEST(EstimatorDiagonal, BlockSumsEqualHutchinsonWithTheSameSeed) {
+TEST_F(EstimatorDiagonal, BlockSumsEqualHutchinsonWithTheSameSeed) {
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kFull);
   auto part = make_partition(m.model.weight_infos(), "tile:2x3");
@@ -193,7 +226,7 @@ TEST(EstimatorDiagonal, BlockSumsEqualHutchinsonWithTheSameSeed) {
 
 // ---------------------------------------------------------------- hutch++
 
-TEST(EstimatorHutchpp, ExactWhenTheSketchSpansEveryDirection) {
+TEST_F(EstimatorHutchpp, ExactWhenTheSketchSpansEveryDirection) {
   // With k = P sketch vectors Q spans the whole space, the residual Π H Π is zero and the
   // deterministic part alone must give every block trace exactly.
   Mlp m;
@@ -211,7 +244,7 @@ TEST(EstimatorHutchpp, ExactWhenTheSketchSpansEveryDirection) {
   EXPECT_EQ(s.hvps, 2 * P + 4);
 }
 
-TEST(EstimatorHutchpp, UnbiasedAndLowerVarianceThanHutchinsonAtEqualMatvecs) {
+TEST_F(EstimatorHutchpp, UnbiasedAndLowerVarianceThanHutchinsonAtEqualMatvecs) {
   // Hutch++ pays off when a few eigenvalues dominate, as in trained networks; at a random
   // initialisation this MLP's Hessian has a flat, indefinite spectrum and neither wins. Train first.
   Mlp m;
@@ -245,6 +278,10 @@ TEST(EstimatorHutchpp, UnbiasedAndLowerVarianceThanHutchinsonAtEqualMatvecs) {
     tot_p += std::pow(tb - total_exact, 2) / seeds;
   }
   // Whole-model and summed per-block squared errors are both smaller for Hutch++.
+  std::cout << "[ hutch++  ] " << seeds << " seeds, " << budget << " HVPs: MSE ratio hutch++/hutchinson whole-model "
+            << tot_p / tot_h << ", per-block sum " << std::accumulate(mse_p.begin(), mse_p.end(), 0.0) /
+                                                       std::accumulate(mse_h.begin(), mse_h.end(), 0.0)
+            << "\n";
   EXPECT_LT(tot_p, 0.75 * tot_h) << "whole-model MSE hutch++ " << tot_p << " vs hutchinson " << tot_h;
   const double sum_h = std::accumulate(mse_h.begin(), mse_h.end(), 0.0);
   const double sum_p = std::accumulate(mse_p.begin(), mse_p.end(), 0.0);
@@ -266,7 +303,7 @@ std::vector<double> kfac_traces(CurvatureOracle& oracle, const Partition& part, 
   return out;
 }
 
-TEST(EstimatorKfac, Type2IsTheExactHessianForOneLinearLayerAndOneSample) {
+TEST_F(EstimatorKfac, Type2IsTheExactHessianForOneLinearLayerAndOneSample) {
   // logits = W x + b with one example: H_W = x xᵀ ⊗ (diag p − p pᵀ) = A ⊗ G exactly.
   TinyModel model(TinySpec{7, {}, 4, true, 0, 0, 0, 0, 3});
   std::vector<Batch> batches = {test::tiny_batch(model, 1, 21)};
@@ -281,7 +318,7 @@ TEST(EstimatorKfac, Type2IsTheExactHessianForOneLinearLayerAndOneSample) {
   }
 }
 
-TEST(EstimatorKfac, Type2IsTheExactGgnBlockOfEveryLayerForOneSample) {
+TEST_F(EstimatorKfac, Type2IsTheExactGgnBlockOfEveryLayerForOneSample) {
   // With one example, A = x xᵀ and G = Jᵀ Λ J for every layer, so A ⊗ G is that layer's exact
   // GGN diagonal block; for the last layer (logits linear in W) the GGN block is the Hessian block.
   TinyModel model(TinySpec{5, {4, 3}, 3, true, 0, 0, 0, 0, 4});
@@ -303,7 +340,7 @@ TEST(EstimatorKfac, Type2IsTheExactGgnBlockOfEveryLayerForOneSample) {
   EXPECT_TRUE(some_differ) << "hidden layers should carry non-GGN curvature (the test would be vacuous)";
 }
 
-TEST(EstimatorKfac, Type2ExactForManySamplesWhenInputNormsAreConstant) {
+TEST_F(EstimatorKfac, Type2ExactForManySamplesWhenInputNormsAreConstant) {
   // Exact: Tr = (1/N) Σ_n ‖x_n,C‖² Tr(B_n,RR); K-FAC: (1/N Σ ‖x_n,C‖²)(1/N Σ Tr B_n,RR). With ±1
   // inputs ‖x_n,C‖² = |C| for every n, so the two agree for every block of the layer reading the
   // input: the Hessian for a single linear layer, the GGN for the first layer of an MLP.
@@ -325,7 +362,7 @@ TEST(EstimatorKfac, Type2ExactForManySamplesWhenInputNormsAreConstant) {
     if (part2.blocks[b].weight == 0) expect_rel_near(got2[b], ggn2[b], 1e-5, part2.blocks[b].name);
 }
 
-TEST(EstimatorKfac, ConvolutionPatchesFollowTheLayerGeometry) {
+TEST_F(EstimatorKfac, ConvolutionPatchesFollowTheLayerGeometry) {
   // A convolution whose kernel covers the padded image has one output position per example: it
   // is a linear map of the (padded) patch, so with one example K-FAC type2 is its exact GGN block.
   TinySpec spec{2, {}, 3, true, 3, 3, 5, 1, 7};  // 2 channels 3×3 image, 5×5 kernel, padding 1
@@ -338,7 +375,7 @@ TEST(EstimatorKfac, ConvolutionPatchesFollowTheLayerGeometry) {
   for (std::size_t b = 0; b < ggn.size(); ++b) expect_rel_near(got[b], ggn[b], 1e-5, part.blocks[b].name);
 }
 
-TEST(EstimatorKfac, EmpiricalMatchesHandComputationAndMcAveragesToType2) {
+TEST_F(EstimatorKfac, EmpiricalMatchesHandComputationAndMcAveragesToType2) {
   // Single linear layer: output gradient of row n's CE is p_n − e_{y_n}, so empirical K-FAC gives
   // (Σ_R (1/N) Σ_n (p_n − e_yn)_r²)(Σ_C (1/N) Σ_n x_nc²).
   TinyModel model(TinySpec{5, {}, 4, true, 0, 0, 0, 0, 8});
@@ -368,7 +405,7 @@ TEST(EstimatorKfac, EmpiricalMatchesHandComputationAndMcAveragesToType2) {
 
 // ---------------------------------------------------------------- fisher
 
-TEST(EstimatorFisher, EqualsTheExplicitPerExampleMean) {
+TEST_F(EstimatorFisher, EqualsTheExplicitPerExampleMean) {
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kFull);
   auto part = make_partition(m.model.weight_infos(), "tile:2x3");
@@ -410,7 +447,7 @@ double largest_magnitude_eigenvalue(const torch::Tensor& M) {
   return std::abs(lo) > std::abs(hi) ? lo : hi;
 }
 
-TEST(EstimatorPowerIteration, MatchesEigvalshOfEveryExactBlock) {
+TEST_F(EstimatorPowerIteration, MatchesEigvalshOfEveryExactBlock) {
   // Power iteration returns the eigenvalue of largest magnitude (sign kept) of each block's
   // Hessian; compared with torch::linalg::eigvalsh of the exact block matrix.
   Mlp m;
@@ -435,7 +472,7 @@ TEST(EstimatorPowerIteration, MatchesEigvalshOfEveryExactBlock) {
   }
 }
 
-TEST(EstimatorPowerIteration, LayerwiseModeSharesHvpsAcrossIndependentBlocks) {
+TEST_F(EstimatorPowerIteration, LayerwiseModeSharesHvpsAcrossIndependentBlocks) {
   // layerwise H_w = I ⊗ 2XXᵀ/N: blocks of different weights or row bands are independent, so all
   // row bands iterate in one HVP. tile:2x3 has 2 column tiles per band in both weights → 2 groups.
   Mlp m;
@@ -457,11 +494,50 @@ TEST(EstimatorPowerIteration, LayerwiseModeSharesHvpsAcrossIndependentBlocks) {
   }
 }
 
-TEST(EstimatorPowerIteration, TooSmallBudgetIsAnError) {
+TEST_F(EstimatorPowerIteration, TooSmallBudgetIsAnError) {
   Mlp m;
   CurvatureOracle oracle(m.model, m.batches, OracleMode::kFull);
   auto part = make_partition(m.model.weight_infos(), "tile:1x1");
   EXPECT_THROW(make("power_iteration", "{per: block}")->estimate(oracle, part, request(64)), ConfigError);
+}
+
+// ---------------------------------------------------------------- oracle HVP paths
+
+using EstimatorOracle = SingleThreaded;
+
+TEST_F(EstimatorOracle, HvpMatchesExactHessianAndFollowsWeightChanges) {
+  // One batch: the oracle keeps the gradient graph between HVPs; several batches: recomputed.
+  // Both must equal H v, and the kept graph must be rebuilt after the weights change in place.
+  Mlp m;
+  auto split = std::vector<Batch>{{m.batches[0].input.slice(0, 0, 3), m.batches[0].target.slice(0, 0, 3)},
+                                  {m.batches[0].input.slice(0, 3, 8), m.batches[0].target.slice(0, 3, 8)}};
+  CurvatureOracle one(m.model, m.batches, OracleMode::kFull), two(m.model, split, OracleMode::kFull);
+  auto gen = at::detail::createCPUGenerator(3);
+  auto check = [&](const std::string& when) {
+    const auto H = test::exact_hessian(m.model, m.batches);
+    auto v = CurvatureOracle::rademacher_like(one.zeros_like_weights(), gen);
+    std::vector<torch::Tensor> vf;
+    for (auto& t : v) vf.push_back(t.reshape(-1));
+    auto want = H.mv(torch::cat(vf));
+    for (auto* o : {&one, &two}) {
+      auto hv = o->hvp(v);
+      std::vector<torch::Tensor> hf;
+      for (auto& t : hv) hf.push_back(t.reshape(-1));
+      EXPECT_LT((torch::cat(hf) - want).norm().item<double>(), 1e-10 * want.norm().item<double>()) << when;
+    }
+    // Undefined entries are zeros.
+    WeightVec half = {v[0], torch::Tensor()};
+    auto hv = one.hvp(half);
+    auto v0 = torch::cat({v[0].reshape(-1), torch::zeros({v[1].numel()}, torch::kDouble)});
+    auto w0 = H.mv(v0);
+    EXPECT_LT((torch::cat({hv[0].reshape(-1), hv[1].reshape(-1)}) - w0).norm().item<double>(), 1e-10 * w0.norm().item<double>()) << when;
+  };
+  check("initial weights");
+  {
+    torch::NoGradGuard ng;
+    m.model.quantizable()[0].weight.mul_(1.5);
+  }
+  check("after an in-place weight change");
 }
 
 }  // namespace

@@ -65,6 +65,7 @@ class CurvatureOracle {
   WeightVec hvp_full(const WeightVec& v);
   WeightVec hvp_layerwise(const WeightVec& v);
   void ensure_layer_gram();
+  std::vector<std::int64_t> state_versions();
 
   Model& model_;
   std::vector<Batch> batches_;
@@ -74,6 +75,10 @@ class CurvatureOracle {
   std::int64_t hvps_ = 0;
   // layerwise mode: per weight, 2XXᵀ/N over the (expanded) layer input columns.
   std::vector<torch::Tensor> gram_;
+  // full mode with one calibration batch: the first-order gradient graph kept between HVPs, and
+  // the parameter/buffer versions it was built at (rebuilt when any of them changes).
+  std::vector<torch::Tensor> cached_grads_;
+  std::vector<std::int64_t> cached_versions_;
 };
 
 // Expands a captured layer input into the columns the weight's 2-D view multiplies:

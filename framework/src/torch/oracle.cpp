@@ -60,19 +60,57 @@ WeightVec CurvatureOracle::hvp(const WeightVec& v) {
   return mode_ == OracleMode::kFull ? hvp_full(v) : hvp_layerwise(v);
 }
 
+// Versions of every parameter and buffer: any in-place change (a quantizer writing weights,
+// Model::restore) bumps one, which invalidates the cached gradient graph.
+std::vector<std::int64_t> CurvatureOracle::state_versions() {
+  std::vector<std::int64_t> out;
+  for (const auto& p : model_.module().parameters()) out.push_back(static_cast<std::int64_t>(p._version()));
+  for (const auto& b : model_.module().buffers()) out.push_back(static_cast<std::int64_t>(b._version()));
+  return out;
+}
+
 WeightVec CurvatureOracle::hvp_full(const WeightVec& v) {
   auto ws = weight_tensors(weights_);
+  // The cotangent goes straight into the double backward (grad_outputs = v), as PyHessian does;
+  // weights whose v is undefined are left out of it.
+  std::vector<std::size_t> idx;
+  std::vector<torch::Tensor> vs;
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (v[i].defined()) {
+      idx.push_back(i);
+      vs.push_back(v[i]);
+    }
   WeightVec out = zeros_like_weights();
-  for (const auto& b : batches_) {
-    auto l = sum_loss(model_, b) / static_cast<double>(total_rows_);
-    auto g = torch::autograd::grad({l}, ws, {}, /*retain_graph=*/true, /*create_graph=*/true);
-    torch::Tensor gv = torch::zeros({}, g[0].options());
-    std::vector<torch::Tensor> used_w;
-    for (std::size_t i = 0; i < g.size(); ++i)
-      if (v[i].defined()) gv = gv + (g[i] * v[i]).sum();
-    auto hv = torch::autograd::grad({gv}, ws, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+  if (idx.empty()) return out;
+  auto accumulate = [&](const std::vector<torch::Tensor>& g, bool retain) {
+    std::vector<torch::Tensor> gs, cot;  // gradients that are constant in θ contribute nothing
+    for (std::size_t k = 0; k < idx.size(); ++k)
+      if (g[idx[k]].requires_grad()) {
+        gs.push_back(g[idx[k]]);
+        cot.push_back(vs[k]);
+      }
+    if (gs.empty()) return;
+    auto hv = torch::autograd::grad(gs, ws, cot, /*retain_graph=*/retain, /*create_graph=*/false, /*allow_unused=*/true);
     for (std::size_t i = 0; i < hv.size(); ++i)
       if (hv[i].defined()) out[i] += hv[i];
+  };
+  // One calibration batch: keep its first-order gradient graph between HVPs, so each HVP is one
+  // double backward (PyHessian's single-batch path) instead of forward + backward + double
+  // backward. Several batches are recomputed per HVP, holding one batch's graph at a time.
+  if (batches_.size() == 1) {
+    auto versions = state_versions();
+    if (cached_grads_.empty() || versions != cached_versions_) {
+      cached_grads_.clear();
+      auto l = sum_loss(model_, batches_[0]) / static_cast<double>(total_rows_);
+      cached_grads_ = torch::autograd::grad({l}, ws, {}, /*retain_graph=*/true, /*create_graph=*/true);
+      cached_versions_ = std::move(versions);
+    }
+    accumulate(cached_grads_, /*retain=*/true);
+    return out;
+  }
+  for (const auto& b : batches_) {
+    auto l = sum_loss(model_, b) / static_cast<double>(total_rows_);
+    accumulate(torch::autograd::grad({l}, ws, {}, /*retain_graph=*/true, /*create_graph=*/true), /*retain=*/false);
   }
   return out;
 }
