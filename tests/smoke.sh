@@ -15,7 +15,8 @@ done
 
 # A tiny version of the quickstart: small calibration/evaluation, one budget, one seed.
 TINY=(--set calibration.samples=16 --set calibration.batch_size=16 --set evaluation.samples=200
-      --set estimation.max_hvps=3 --set 'sweep.budgets=[4]' --set 'sweep.seeds=[0]')
+      --set estimation.max_hvps=3 --set 'sweep.budgets=[4]' --set 'sweep.seeds=[0]'
+      --set 'sweep.methods=[uniform, hawq_v1]')
 "$BIN" validate experiments/quickstart.yaml "${TINY[@]}" > "$WORK/validate.txt"
 grep -q "2 points" "$WORK/validate.txt" || fail "validate did not plan 2 points: $(cat "$WORK/validate.txt")"
 

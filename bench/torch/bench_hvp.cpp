@@ -9,6 +9,9 @@
 // Measurements (one process, fixed intra-op threads):
 //   hvp       oracle.hvp of one fixed Rademacher vector: google-benchmark repetitions of one HVP
 //             each, after two warm-up HVPs; the median is the number compared with PyHessian.
+//             1batch: the batch as one calibration batch (the oracle keeps the gradient graph,
+//             each HVP is one double backward); 2batches: the same images as two half batches
+//             (each HVP recomputes forward, gradient graph and double backward per batch).
 //   trace     Hutchinson probes of the whole-model trace until its relative standard error is
 //             <= 5% (at least 4 probes): probes and wall seconds.
 //   perblock  `hutchinson` and `hutchpp` (sketch 16) with the same 64 matvecs on the layer
@@ -19,6 +22,7 @@
 // --json FILE writes every number; scripts/bench_estimators.sh reads it.
 //
 //   bench_hvp [--threads 2] [--reps 20] [--batch 64] [--block-budget 64] [--block-sketch 16] [--skip-perblock]
+//             [--skip-trace]
 //             [--dump FILE] [--json FILE] [--benchmark_* flags]
 #include <benchmark/benchmark.h>
 
@@ -49,7 +53,7 @@ struct Options {
   int reps = 20;
   std::int64_t batch = 64;
   std::int64_t block_budget = 64, block_sketch = 16;
-  bool perblock = true;
+  bool perblock = true, trace = true;
   std::string dump, json;
 };
 
@@ -138,6 +142,7 @@ int main(int argc, char** argv) {
     else if (a == "--block-budget") o.block_budget = std::stoll(next());
     else if (a == "--block-sketch") o.block_sketch = std::stoll(next());
     else if (a == "--skip-perblock") o.perblock = false;
+    else if (a == "--skip-trace") o.trace = false;
     else if (a == "--dump") o.dump = next();
     else if (a == "--json") o.json = next();
     else rest.push_back(argv[i]);
@@ -153,22 +158,37 @@ int main(int argc, char** argv) {
   if (!o.dump.empty()) hawq::write_safetensors(o.dump, dump_tensors(s));
   for (int i = 0; i < 2; ++i) s.oracle->hvp(s.v);
 
+  // The same data as two batches of half the size: the oracle's multi-batch path, which runs
+  // forward + gradient graph + double backward for every batch of every HVP.
+  const auto& b0 = s.oracle->batches().at(0);
+  const std::int64_t half = b0.size() / 2;
+  hawq::CurvatureOracle split(*s.model,
+                              {{b0.input.slice(0, 0, half), b0.target.slice(0, 0, half)},
+                               {b0.input.slice(0, half, b0.size()), b0.target.slice(0, half, b0.size())}},
+                              hawq::OracleMode::kFull);
+  for (int i = 0; i < 2; ++i) split.hvp(s.v);
+
   // HVP timing through google benchmark: each repetition is exactly one HVP.
-  benchmark::RegisterBenchmark("hvp/resnet50-w16", [&](benchmark::State& st) {
+  benchmark::RegisterBenchmark("hvp/1batch", [&](benchmark::State& st) {
     for (auto _ : st) benchmark::DoNotOptimize(s.oracle->hvp(s.v));
+  })->Iterations(1)->Repetitions(o.reps)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("hvp/2batches", [&](benchmark::State& st) {
+    for (auto _ : st) benchmark::DoNotOptimize(split.hvp(s.v));
   })->Iterations(1)->Repetitions(o.reps)->Unit(benchmark::kMillisecond)->UseRealTime();
   int bargc = static_cast<int>(rest.size());
   benchmark::Initialize(&bargc, rest.data());
   CollectingReporter rep;
   benchmark::RunSpecifiedBenchmarks(&rep);
   benchmark::Shutdown();
-  const auto& times = rep.seconds["hvp/resnet50-w16"];
-  out["hvp_seconds"] = times;
-  out["hvp_median_s"] = median(times);
-  std::printf("hvp median: %.4f s over %zu repetitions\n", median(times), times.size());
+  for (const char* name : {"1batch", "2batches"}) {
+    const auto& times = rep.seconds[std::string("hvp/") + name];
+    out[std::string("hvp_") + name + "_seconds"] = times;
+    out[std::string("hvp_") + name + "_median_s"] = median(times);
+    std::printf("hvp (%s) median: %.4f s over %zu repetitions\n", name, median(times), times.size());
+  }
 
   // Whole-model trace to 5% relative standard error.
-  {
+  if (o.trace) {
     auto gen = at::detail::createCPUGenerator(0);
     auto like = s.oracle->zeros_like_weights();
     const auto t0 = std::chrono::steady_clock::now();

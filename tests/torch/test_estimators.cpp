@@ -131,7 +131,7 @@ TEST_P(EstimatorEvery, FiniteOnTinyResNet) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(All, EstimatorEvery, ::testing::ValuesIn(Registry<Estimator>::instance().names()),
+INSTANTIATE_TEST_SUITE_P(Estimators, EstimatorEvery, ::testing::ValuesIn(Registry<Estimator>::instance().names()),
                          [](const auto& info) { return info.param; });
 
 // ---------------------------------------------------------------- hutchinson

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# HVP speed of hawq's oracle against a PyHessian-style Python reference on the same machine,
+# model, data and thread count, plus trace-estimation costs; prints one table with ratios.
+#
+#   scripts/bench_estimators.sh [--threads N] [--reps R] [--build DIR] [--out DIR] [--quick]
+#
+# --build   build folder holding bench/bench_hvp (default: build; built there if missing)
+# --out     where the JSON of both runs and the table go (default: results/bench_estimators)
+# --quick   5 repetitions, no trace or per-block study (a smoke run)
+# Both processes get the same OMP_NUM_THREADS and intra-op thread count. The Python side is
+# Debian's /usr/bin/python3 with its torch (the same LibTorch as the C++ build).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+threads=2
+reps=20
+build="$here/build"
+out="$here/results/bench_estimators"
+quick=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --threads) threads="$2"; shift 2 ;;
+    --reps) reps="$2"; shift 2 ;;
+    --build) build="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --quick) quick=1; reps=5; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "bench_estimators.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+bench="$build/bench/bench_hvp"
+if [[ ! -x "$bench" ]]; then
+  cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHAWQ_BUILD_BENCH=ON >/dev/null
+  ninja -C "$build" bench_hvp
+fi
+mkdir -p "$out"
+export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads"
+
+cpp_args=(--threads "$threads" --reps "$reps" --dump "$out/batch.safetensors" --json "$out/hawq.json")
+py_args=(--threads "$threads" --reps "$reps" --dump "$out/batch.safetensors" --json "$out/pyhessian.json")
+if [[ $quick == 1 ]]; then
+  cpp_args+=(--skip-perblock --skip-trace)
+  py_args+=(--skip-trace)
+fi
+
+echo "== hawq (C++): $bench ${cpp_args[*]}"
+"$bench" "${cpp_args[@]}" --benchmark_color=false 2>&1 | tee "$out/hawq.log"
+echo "== PyHessian-style reference: /usr/bin/python3 bench/pyhessian_ref.py ${py_args[*]}"
+/usr/bin/python3 "$here/bench/pyhessian_ref.py" "${py_args[@]}" 2>&1 | tee "$out/pyhessian.log"
+
+/usr/bin/python3 - "$out" <<'EOF' | tee "$out/table.md"
+import json, platform, os, sys
+out = sys.argv[1]
+c = json.load(open(os.path.join(out, "hawq.json")))
+p = json.load(open(os.path.join(out, "pyhessian.json")))
+print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; threads {c['threads']}; "
+      f"torch {p['torch']} (C++ LibTorch {c['torch']})")
+print(f"model: {c['model']}, {c['params']} quantizable weights; data: {c['data']}")
+if "hv_rel_diff_vs_hawq" in p:
+    print(f"H v of the reference vs hawq: relative difference {p['hv_rel_diff_vs_hawq']:.1e}")
+print("\n| measurement | hawq (C++) | PyHessian-style (Python) | hawq / Python |")
+print("|---|---|---|---|")
+def row(name, a, b, fmt="{:.3f} s"):
+    print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {a / b:.3f}× |")
+row("HVP median, graph kept (1 batch of 64)", c["hvp_1batch_median_s"], p["hvp_cached_median_s"])
+row("HVP median, recomputed (2 batches of 32)", c["hvp_2batches_median_s"], p["hvp_recompute_median_s"])
+if "trace" in c and "trace" in p:
+    ct, pt = c["trace"], p["trace"]
+    row("whole-model trace to 5% rel. s.e.: seconds", ct["seconds"], pt["seconds"], "{:.1f} s")
+    row("  probes used", ct["probes"], pt["probes"], "{:d}")
+    row("  seconds per probe", ct["seconds"] / ct["probes"], pt["seconds"] / pt["probes"])
+    print(f"\ntrace estimates: hawq {ct['estimate']:.4g} ± {ct['std_error']:.2g}, "
+          f"reference {pt['estimate']:.4g} ± {pt['std_error']:.2g}")
+pb = c.get("perblock")
+if pb:
+    print(f"\nHutchinson vs Hutch++ (sketch {pb['sketch']}) on the {pb['partition']} partition "
+          f"({pb['blocks']} blocks), from {pb['budget']} matvecs each:\n")
+    print("| target | Hutchinson HVPs | Hutch++ HVPs | Hutchinson / Hutch++ |")
+    print("|---|---|---|---|")
+    for key, label in (("every_block_20pct", "every layer ≤ 20% rel. s.e."),
+                       ("every_block_10pct", "every layer ≤ 10% rel. s.e."),
+                       ("every_block_5pct", "every layer ≤ 5% rel. s.e."),
+                       ("whole_model_5pct", "whole model ≤ 5% rel. s.e.")):
+        r = pb[key]
+        print(f"| {label} | {r['hutchinson_hvps']:.0f} | {r['hutchpp_hvps']:.0f} | {r['ratio']:.2f}× |")
+    a = pb["at_budget"]
+    print(f"\nat {pb['budget']} matvecs: median layer rel. s.e. Hutchinson {a['hutchinson_median_rel_se']:.3f}, "
+          f"Hutch++ {a['hutchpp_median_rel_se']:.3f}; worst {a['hutchinson_worst_rel_se']:.3f} vs "
+          f"{a['hutchpp_worst_rel_se']:.3f}")
+EOF
