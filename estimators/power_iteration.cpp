@@ -118,7 +118,7 @@ class PowerIteration : public Estimator {
       for (std::size_t i : group) {
         const auto& r = regions[i];
         auto x = torch::randn({r.row1 - r.row0, r.col1 - r.col0}, gen, torch::TensorOptions().dtype(torch::kDouble));
-        v[i] = x / x.norm();
+        v[i] = (x / x.norm()).to(like[r.weight].device());
       }
       std::vector<std::size_t> active = group;
       for (std::int64_t it = 0; it < iters && !active.empty(); ++it) {

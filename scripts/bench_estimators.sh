@@ -2,18 +2,23 @@
 # HVP speed of hawq's oracle against a PyHessian-style Python reference on the same machine,
 # model, data and thread count, plus trace-estimation costs; prints one table with ratios.
 #
-#   scripts/bench_estimators.sh [--threads N] [--reps R] [--build DIR] [--out DIR] [--quick]
+#   scripts/bench_estimators.sh [--threads N] [--reps R] [--rounds K] [--build DIR] [--out DIR] [--quick]
 #
+# --threads intra-op threads of both processes (default 1: the reference machine is a shared
+#           2-core VM, where a second OpenMP thread competing with other work slows both sides
+#           erratically; use 2 on an idle machine)
+# --reps    HVP repetitions per side (default 20), run in --rounds interleaved rounds (default 4)
 # --build   build folder holding bench/bench_hvp (default: build; built there if missing)
 # --out     where the JSON of both runs and the table go (default: results/bench_estimators)
-# --quick   5 repetitions, no trace or per-block study (a smoke run)
+# --quick   4 repetitions in 2 rounds, no trace or per-block study (a smoke run)
 # Both processes get the same OMP_NUM_THREADS and intra-op thread count. The Python side is
 # Debian's /usr/bin/python3 with its torch (the same LibTorch as the C++ build).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
-threads=2
+threads=1
 reps=20
+rounds=4
 build="$here/build"
 out="$here/results/bench_estimators"
 quick=0
@@ -23,8 +28,9 @@ while [[ $# -gt 0 ]]; do
     --reps) reps="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    --quick) quick=1; reps=5; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --quick) quick=1; reps=4; rounds=2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench_estimators.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -37,25 +43,50 @@ fi
 mkdir -p "$out"
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads"
 
-cpp_args=(--threads "$threads" --reps "$reps" --dump "$out/batch.safetensors" --json "$out/hawq.json")
-py_args=(--threads "$threads" --reps "$reps" --dump "$out/batch.safetensors" --json "$out/pyhessian.json")
-if [[ $quick == 1 ]]; then
-  cpp_args+=(--skip-perblock --skip-trace)
-  py_args+=(--skip-trace)
+# HVP timings in interleaved rounds (C++, Python, C++, Python, ...), so that a change in the
+# machine's load during the run hits both sides alike; medians are over all rounds' repetitions.
+per_round=$(( (reps + rounds - 1) / rounds ))
+rm -f "$out"/hawq_round*.json "$out"/pyhessian_round*.json "$out"/hawq.json "$out"/pyhessian.json
+for r in $(seq 1 "$rounds"); do
+  dump=()
+  [[ $r == 1 ]] && dump=(--dump "$out/batch.safetensors")
+  echo "== round $r/$rounds: hawq (C++) $bench --threads $threads --reps $per_round"
+  "$bench" --threads "$threads" --reps "$per_round" --skip-trace --skip-perblock "${dump[@]}" \
+    --json "$out/hawq_round$r.json" --benchmark_color=false 2>&1 | grep -E "^(model|data|threads)|hvp \(" || true
+  echo "== round $r/$rounds: PyHessian-style /usr/bin/python3 bench/pyhessian_ref.py --threads $threads --reps $per_round"
+  /usr/bin/python3 "$here/bench/pyhessian_ref.py" --threads "$threads" --reps "$per_round" --skip-trace \
+    --dump "$out/batch.safetensors" --json "$out/pyhessian_round$r.json"
+done
+if [[ $quick == 0 ]]; then
+  echo "== hawq (C++): trace to 5% and Hutchinson vs Hutch++"
+  "$bench" --threads "$threads" --reps 1 --json "$out/hawq.json" --benchmark_color=false 2>&1 \
+    | grep -vE "^(hvp/|\[|-|Benchmark|Run on|CPU|  L|Load|\*\*\*)" | tee "$out/hawq.log"
+  echo "== PyHessian-style reference: trace to 5%"
+  /usr/bin/python3 "$here/bench/pyhessian_ref.py" --threads "$threads" --reps 1 \
+    --dump "$out/batch.safetensors" --json "$out/pyhessian.json" 2>&1 | tee "$out/pyhessian.log"
 fi
-
-echo "== hawq (C++): $bench ${cpp_args[*]}"
-"$bench" "${cpp_args[@]}" --benchmark_color=false 2>&1 | tee "$out/hawq.log"
-echo "== PyHessian-style reference: /usr/bin/python3 bench/pyhessian_ref.py ${py_args[*]}"
-/usr/bin/python3 "$here/bench/pyhessian_ref.py" "${py_args[@]}" 2>&1 | tee "$out/pyhessian.log"
 
 /usr/bin/python3 - "$out" <<'EOF' | tee "$out/table.md"
 import json, platform, os, sys
 out = sys.argv[1]
-c = json.load(open(os.path.join(out, "hawq.json")))
-p = json.load(open(os.path.join(out, "pyhessian.json")))
+import glob, statistics
+def load(name):
+    rounds = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(out, name + "_round*.json")))]
+    d = dict(rounds[0])
+    full = os.path.join(out, name + ".json")
+    if os.path.exists(full):
+        d.update({k: v for k, v in json.load(open(full)).items() if not k.startswith("hvp")})
+    for k in rounds[0]:
+        if k.startswith("hvp_") and k.endswith("_seconds"):
+            d[k] = [t for r in rounds for t in r[k]]
+            d[k.replace("_seconds", "_median_s")] = statistics.median(d[k])
+    d["rounds"] = len(rounds)
+    return d
+c = load("hawq")
+p = load("pyhessian")
 print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; threads {c['threads']}; "
-      f"torch {p['torch']} (C++ LibTorch {c['torch']})")
+      f"torch {p['torch']} (C++ LibTorch {c['torch']}); {c['rounds']} interleaved rounds; load average now "
+      f"{os.getloadavg()[0]:.1f}")
 print(f"model: {c['model']}, {c['params']} quantizable weights; data: {c['data']}")
 if "hv_rel_diff_vs_hawq" in p:
     print(f"H v of the reference vs hawq: relative difference {p['hv_rel_diff_vs_hawq']:.1e}")
@@ -63,8 +94,9 @@ print("\n| measurement | hawq (C++) | PyHessian-style (Python) | hawq / Python |
 print("|---|---|---|---|")
 def row(name, a, b, fmt="{:.3f} s"):
     print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {a / b:.3f}× |")
-row("HVP median, graph kept (1 batch of 64)", c["hvp_1batch_median_s"], p["hvp_cached_median_s"])
-row("HVP median, recomputed (2 batches of 32)", c["hvp_2batches_median_s"], p["hvp_recompute_median_s"])
+n = len(c["hvp_1batch_seconds"])
+row(f"HVP median of {n}, graph kept (1 batch of 64)", c["hvp_1batch_median_s"], p["hvp_cached_median_s"])
+row(f"HVP median of {n}, recomputed (2 batches of 32)", c["hvp_2batches_median_s"], p["hvp_recompute_median_s"])
 if "trace" in c and "trace" in p:
     ct, pt = c["trace"], p["trace"]
     row("whole-model trace to 5% rel. s.e.: seconds", ct["seconds"], pt["seconds"], "{:.1f} s")
