@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -96,12 +97,16 @@ Setup make_setup(const Options& o) {
 // Collects every repetition's real time of the benchmarks it is handed.
 class CollectingReporter : public benchmark::ConsoleReporter {
  public:
+  CollectingReporter() : ConsoleReporter(OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration) seconds[r.run_name.function_name].push_back(r.GetAdjustedRealTime() / 1e3);
+      if (r.run_type == Run::RT_Iteration) {  // time unit is ms -> seconds
+        seconds[r.run_name.function_name].push_back(r.GetAdjustedRealTime() / 1e3);
+        cpu_seconds[r.run_name.function_name].push_back(r.GetAdjustedCPUTime() / 1e3);
+      }
     ConsoleReporter::ReportRuns(runs);
   }
-  std::map<std::string, std::vector<double>> seconds;  // time unit is ms -> seconds
+  std::map<std::string, std::vector<double>> seconds, cpu_seconds;
 };
 
 double median(std::vector<double> x) {
@@ -184,6 +189,7 @@ int main(int argc, char** argv) {
     const auto& times = rep.seconds[std::string("hvp/") + name];
     out[std::string("hvp_") + name + "_seconds"] = times;
     out[std::string("hvp_") + name + "_median_s"] = median(times);
+    out[std::string("hvp_") + name + "_cpu_seconds"] = rep.cpu_seconds[std::string("hvp/") + name];
     std::printf("hvp (%s) median: %.4f s over %zu repetitions\n", name, median(times), times.size());
   }
 
@@ -192,6 +198,7 @@ int main(int argc, char** argv) {
     auto gen = at::detail::createCPUGenerator(0);
     auto like = s.oracle->zeros_like_weights();
     const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
     double sum = 0, sumsq = 0, se = INFINITY, mean = 0;
     int k = 0;
     while (k < 4 || se > 0.05 * std::abs(mean)) {
@@ -205,7 +212,8 @@ int main(int argc, char** argv) {
       if (k >= 1000) break;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    out["trace"] = {{"probes", k}, {"seconds", secs}, {"estimate", mean}, {"std_error", se}};
+    const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+    out["trace"] = {{"probes", k}, {"seconds", secs}, {"cpu_seconds", cpu}, {"estimate", mean}, {"std_error", se}};
     std::printf("trace to 5%% rel. s.e.: %d probes, %.2f s, trace %.4g +- %.3g\n", k, secs, mean, se);
   }
 
@@ -243,6 +251,19 @@ int main(int argc, char** argv) {
         rel_p.push_back(P.blocks[b].std_error / tr);
       }
       need_p += 2.0 * static_cast<double>(sketch);
+      // The median layer: matvecs from the median per-probe relative variance.
+      std::vector<double> mh, mp;
+      for (std::size_t b = 0; b < part.blocks.size(); ++b) {
+        const double tr = std::abs(P.blocks[b].estimate);
+        mh.push_back(H.blocks[b].std_error * H.blocks[b].std_error * m_h / (tr * tr));
+        mp.push_back(P.blocks[b].std_error * P.blocks[b].std_error * m_r / (tr * tr));
+      }
+      const double med_h = std::ceil(median(mh) / (eps * eps));
+      const double med_p = 2.0 * static_cast<double>(sketch) + std::ceil(median(mp) / (eps * eps));
+      pb["median_block_" + std::to_string(static_cast<int>(std::lround(eps * 100))) + "pct"] = {
+          {"hutchinson_hvps", med_h}, {"hutchpp_hvps", med_p}, {"ratio", med_h / med_p}};
+      std::printf("median layer <= %2.0f%% rel. s.e.: hutchinson %.0f HVPs, hutchpp %.0f HVPs (ratio %.2f)\n", 100 * eps,
+                  med_h, med_p, med_h / med_p);
       pb["every_block_" + std::to_string(static_cast<int>(std::lround(eps * 100))) + "pct"] = {
           {"hutchinson_hvps", need_h}, {"hutchpp_hvps", need_p}, {"ratio", need_h / need_p}};
       std::printf("every layer <= %2.0f%% rel. s.e.: hutchinson %.0f HVPs, hutchpp %.0f HVPs (ratio %.2f)\n", 100 * eps,
