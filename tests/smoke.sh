@@ -59,4 +59,26 @@ set -e
 grep -q "belongs to a different experiment" "$WORK/err2.txt" || fail "no ownership message: $(cat "$WORK/err2.txt")"
 "$BIN" report "$WORK/tiny.h5" --format csv --table points > "$WORK/report3.csv"
 cmp -s "$WORK/report.csv" "$WORK/report3.csv" || fail "a refused run damaged the results"
+# The estimators table reads the stored estimate back.
+"$BIN" report "$WORK/tiny.h5" --table estimators > "$WORK/est.md"
+grep -q "| hutchinson *| layer " "$WORK/est.md" || fail "estimators table lacks the estimate: $(cat "$WORK/est.md")"
+
+# Kernel benchmark results join a results file as /kernels/ and survive the next rebuild; a
+# malformed file is refused with exit 2 and the results file is left as it was.
+"$BIN" import-kernels kernels/results/h100_2026-11-25.json --into "$WORK/tiny.h5" > "$WORK/imp.txt"
+grep -q "/kernels/" "$WORK/imp.txt" || fail "import-kernels printed: $(cat "$WORK/imp.txt")"
+if command -v h5ls > /dev/null; then
+  h5ls -r "$WORK/tiny.h5" | grep -q "/kernels/.*/rows/us" || fail "no /kernels/<key>/rows/us dataset: $(h5ls -r "$WORK/tiny.h5" | head)"
+fi
+"$BIN" report "$WORK/tiny.h5" --format csv --table points > "$WORK/report4.csv"
+cmp -s "$WORK/report.csv" "$WORK/report4.csv" || fail "importing kernels changed the points"
+printf '{"card": "x", "rows": [{"n": 1}]}' > "$WORK/badk.json"
+cp "$WORK/tiny.h5" "$WORK/before.h5"
+set +e
+"$BIN" import-kernels "$WORK/badk.json" --into "$WORK/tiny.h5" 2> "$WORK/err4.txt"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "a malformed kernels file should exit 2, got $rc"
+grep -q "badk.json" "$WORK/err4.txt" || fail "no file name in: $(cat "$WORK/err4.txt")"
+cmp -s "$WORK/tiny.h5" "$WORK/before.h5" || fail "a refused import changed the results file"
 echo "smoke ok"

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hawq/config.h"
+#include "hawq/latency.h"
 
 namespace hawq {
 
@@ -44,6 +45,12 @@ struct MethodSpec {
   PluginSpec allocator;             // default allocator
   std::map<std::string, int> pin;   // "first"/"last"/weight name -> width
   std::string hardware;             // hardware profile path (v3), may be empty
+  // Latency resource (needs a hardware profile with a latency_table): the budget, and the batch
+  // rows m whose measured latencies count. Without a budget the latency of each allocation is
+  // still computed and recorded when the profile has a table.
+  LatencyBudget latency_budget;
+  std::int64_t latency_batch = 1;
+  std::string latency_table;        // resolved from the profile ("" if none)
   nlohmann::json to_json() const;
 };
 

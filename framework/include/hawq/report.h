@@ -3,6 +3,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace hawq {
 
@@ -13,5 +14,8 @@ struct ReportOptions {
 };
 
 int print_report(const ReportOptions& options, std::ostream& out);
+
+// Spearman's rank correlation (ties get average ranks); NaN for fewer than 2 values or a constant input.
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
 
 }  // namespace hawq

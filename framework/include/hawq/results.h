@@ -10,6 +10,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -71,8 +72,25 @@ struct PointBits {
   std::vector<std::string> blocks, roles;
   std::vector<long long> numel;
   std::vector<int> bits;
+  double latency_us = std::nan("");         // estimated weight-GEMM latency (hardware latency table)
+  double latency_budget_us = std::nan("");  // its budget, when the method set one
 };
 std::vector<PointBits> read_point_bits(const std::string& h5_path);
+
+// One /estimates/<key> group: a stage's per-block curvature estimates.
+struct EstimateRecord {
+  std::string key, estimator, partition, quantity;
+  double hvps = 0, seconds = 0, peak_bytes = 0;
+  long long seed = 0;
+  std::vector<std::string> blocks;
+  std::vector<double> estimate, std_error;
+};
+std::vector<EstimateRecord> read_estimates(const std::string& h5_path);
+
+// Adds a kernels_bench JSON file (kernels/results/*.json) to a results file as /kernels/<key>
+// through its journal, so it survives rebuilds; creates a kernels-only file if none exists.
+// Returns the key. Throws FormatError for a malformed file (the results file is left untouched).
+std::string import_kernel_results(const std::string& h5_path, const std::string& json_path);
 
 std::string iso_time_now();
 

@@ -13,6 +13,7 @@
 #include "hawq/dataset.h"
 #include "hawq/estimator.h"
 #include "hawq/experiment.h"
+#include "hawq/latency.h"
 #include "hawq/model.h"
 #include "hawq/quantizer.h"
 #include "hawq/sensitivity.h"
@@ -25,10 +26,13 @@ struct BlockStats {
   double weight_norm2 = 0;  // ‖W_b‖²_F
 };
 
-// Builds the allocation problem of a point (exposed for tests).
+// Builds the allocation problem of a point (exposed for tests). resources[0] is "bits" (the
+// average-bits budget); with a latency table a "latency_us" resource follows (latency.h), bounded
+// by the method's latency_budget or unbounded (recorded only) without one.
 AllocationProblem build_problem(const MethodSpec& method, const Partition& partition, const Sensitivity& sens,
                                 const std::vector<BlockStats>& stats, double budget_bits,
-                                const std::vector<std::vector<double>>& measured_err2);
+                                const std::vector<std::vector<double>>& measured_err2,
+                                const LatencyTable* latency = nullptr);
 
 class SweepExecutor {
  public:
@@ -63,6 +67,7 @@ class SweepExecutor {
   std::map<std::string, std::unique_ptr<Allocator>> allocators_;
   std::map<std::string, std::unique_ptr<Quantizer>> quantizers_;
   std::map<std::string, Sensitivity> sens_cache_;
+  std::map<std::string, LatencyTable> latency_tables_;  // by path
 };
 
 // Conversions between Sensitivity and its journal record.

@@ -11,6 +11,7 @@
 #include "hawq/errors.h"
 #include "hawq/registry.h"
 #include "hawq/report.h"
+#include "hawq/results.h"
 #include "hawq/runner.h"
 #include "hawq/train.h"
 #include "hawq/version.h"
@@ -33,7 +34,8 @@ const char* kUsage =
     "  hawq-bench validate <experiment.yaml> [--set key=value]...                  resolve and check, run nothing\n"
     "  hawq-bench list                                                             registered plugins, one `<kind> <name>` per line\n"
     "  hawq-bench report <FILE.h5> [--table NAME] [--format markdown|csv|latex]     print result tables\n"
-    "  hawq-bench train <config.yaml> [--set key=value]...                         train a model\n\n"
+    "  hawq-bench train <config.yaml> [--set key=value]...                         train a model\n"
+    "  hawq-bench import-kernels <kernels.json>... --into FILE.h5                   add kernels_bench results as /kernels/\n\n"
     "Each sub-command has --help. Exit codes: 0 ok, 2 configuration/input error (nothing written),\n"
     "3 some sweep points failed (each recorded with its reason), 1 anything else.\n";
 
@@ -76,10 +78,22 @@ int cli_main(int argc, char** argv) {
       CLI::App app{"Print result tables from a results HDF5 file", "hawq-bench report"};
       ReportOptions o;
       app.add_option("file", o.path, "results file (.h5)")->required();
-      app.add_option("--table", o.table, "table: auto, resnet, llama, points, bits, estimators, kernels")->default_val("auto");
+      app.add_option("--table", o.table, "table: auto, resnet, llama, methods, points, bits, estimators")->default_val("auto");
       app.add_option("--format", o.format, "markdown, csv or latex")->default_val("markdown")->check(CLI::IsMember({"markdown", "csv", "latex"}));
       CLI11_PARSE(app, argc - 1, argv + 1);
       return print_report(o, std::cout);
+    }
+    if (sub == "import-kernels") {
+      CLI::App app{"Add kernels_bench JSON results to a results file as /kernels/<key> (through its journal)",
+                   "hawq-bench import-kernels"};
+      std::vector<std::string> files;
+      std::string into;
+      app.add_option("files", files, "kernels_bench JSON files (kernels/results/*.json)")->required();
+      app.add_option("--into", into, "results file to add them to (created if missing)")->required();
+      CLI11_PARSE(app, argc - 1, argv + 1);
+      for (const auto& f : files)
+        std::printf("%s -> %s:/kernels/%s\n", f.c_str(), into.c_str(), import_kernel_results(into, f).c_str());
+      return 0;
     }
     if (sub == "validate") {
       CLI::App app{"Resolve and validate an experiment; runs nothing", "hawq-bench validate"};

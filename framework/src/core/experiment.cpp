@@ -187,6 +187,29 @@ MethodSpec load_method(const Params& list, std::size_t i, const LoadedConfig& cf
     for (const auto& kv : pin.node()) m.pin[kv.first.Scalar()] = static_cast<int>(pin.get_int(kv.first.Scalar(), 8));
   }
   m.hardware = mp.get_string("hardware", "");
+  if (mp.has("latency_budget"))
+    m.latency_budget = parse_latency_budget(mp.get_string("latency_budget", ""), mp.where("latency_budget"));
+  m.latency_batch = mp.get_int("latency_batch", 1);
+  if (m.latency_batch < 1) throw ConfigError(mp.where("latency_batch") + ": expected a positive batch size (rows m)");
+  if (!m.hardware.empty()) {
+    const HardwareProfile hw = load_hardware_profile(m.hardware);
+    m.latency_table = hw.latency_table;
+  }
+  if (m.latency_budget.set()) {
+    if (m.hardware.empty())
+      throw ConfigError(mp.where("latency_budget") + ": a latency budget needs `hardware:` (a profile with a latency_table)");
+    if (m.latency_table.empty())
+      throw ConfigError(mp.where("latency_budget") + ": hardware profile " + m.hardware + " has no latency_table");
+    const LatencyTable table = LatencyTable::load(m.latency_table);
+    const auto have = table.widths(m.latency_batch);
+    std::vector<int> need = m.candidate_bits;
+    need.push_back(m.latency_budget.uniform_bits > 0 ? m.latency_budget.uniform_bits : 16);
+    for (int b : need)
+      if (std::find(have.begin(), have.end(), b >= 16 ? 16 : b) == have.end())
+        throw ConfigError(mp.where("latency_budget") + ": latency table " + m.latency_table + " has no entry for " +
+                          std::to_string(b) + " bits at batch m=" + std::to_string(m.latency_batch) +
+                          " (candidate widths and the budget's reference must be measured)");
+  }
   mp.get_string("description", "");
   mp.check_all_used();
   if (!m.uniform && m.estimator.name == "none") throw ConfigError(mp.where() + ": method '" + m.name + "' needs a default `estimator:`");
@@ -227,9 +250,15 @@ std::string PluginSpec::label() const {
 nlohmann::json MethodSpec::to_json() const {
   nlohmann::json pins = nlohmann::json::object();
   for (const auto& kv : pin) pins[kv.first] = kv.second;
-  return {{"name", name},           {"uniform", uniform},       {"partition", partition},
+  nlohmann::json j = {{"name", name},           {"uniform", uniform},       {"partition", partition},
           {"signal", signal},       {"distortion", distortion}, {"candidate_bits", candidate_bits},
           {"pin", pins},            {"hardware", hardware}};
+  // Only when used, so that points without a latency budget keep their ids.
+  if (latency_budget.set()) {
+    j["latency_budget"] = latency_budget.text();
+    j["latency_batch"] = latency_batch;
+  }
+  return j;
 }
 
 Experiment resolve_experiment(const LoadedConfig& cfg) {

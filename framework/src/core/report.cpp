@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "hawq/errors.h"
 #include "hawq/results.h"
@@ -191,7 +192,17 @@ Table bits_table(const std::string& path, const std::vector<SummaryRow>& rows) {
     for (const auto& r : pb.roles) roles.insert(r);
   t.header = {"Method", "Budget", "first", "last"};
   for (const auto& r : roles) t.header.push_back(r);
+  std::set<int> widths;
+  bool any_latency = false;
+  for (const auto& pb : pbs) {
+    widths.insert(pb.bits.begin(), pb.bits.end());
+    any_latency |= std::isfinite(pb.latency_us);
+  }
+  for (int w : widths) t.header.push_back("% at " + std::to_string(w) + "b");
+  if (any_latency) t.header.push_back("latency µs (budget)");
   std::map<std::string, std::map<std::string, std::pair<double, double>>> acc;  // key -> col -> (bits*numel, numel)
+  std::map<std::string, std::map<int, double>> at_width;                        // key -> width -> numel
+  std::map<std::string, std::vector<double>> lat, lat_budget;
   std::vector<std::string> order;
   for (const auto& pb : pbs) {
     const auto* r = by_id[pb.point_id];
@@ -199,6 +210,9 @@ Table bits_table(const std::string& path, const std::vector<SummaryRow>& rows) {
     std::string key = r->method + "|" + fmt(r->budget_bits, 2);
     if (!acc.count(key)) order.push_back(key);
     auto& a = acc[key];
+    for (std::size_t i = 0; i < pb.bits.size(); ++i) at_width[key][pb.bits[i]] += static_cast<double>(pb.numel[i]);
+    if (std::isfinite(pb.latency_us)) lat[key].push_back(pb.latency_us);
+    if (std::isfinite(pb.latency_budget_us)) lat_budget[key].push_back(pb.latency_budget_us);
     // First and last weights: the blocks sharing the first/last block's weight name prefix.
     auto weight_of = [](const std::string& b) { return b.substr(0, b.find_first_of("[#")); };
     const std::string first = weight_of(pb.blocks.front()), last = weight_of(pb.blocks.back());
@@ -219,18 +233,120 @@ Table bits_table(const std::string& path, const std::vector<SummaryRow>& rows) {
   for (const auto& k : order) {
     auto bar = k.find('|');
     std::vector<std::string> row = {k.substr(0, bar), k.substr(bar + 1)};
-    for (std::size_t c = 2; c < t.header.size(); ++c) {
+    for (std::size_t c = 2; c < 4 + roles.size(); ++c) {
       auto it = acc[k].find(t.header[c]);
       row.push_back(it == acc[k].end() || it->second.second == 0 ? "-" : fmt(it->second.first / it->second.second, 2));
     }
+    double total = 0;
+    for (const auto& [w, n] : at_width[k]) total += n;
+    for (int w : widths) row.push_back(total > 0 ? fmt(100.0 * at_width[k][w] / total, 1) : "-");
+    if (any_latency) {
+      std::string cell = lat[k].empty() ? "-" : fmt(mean(lat[k]), 1);
+      if (!lat_budget[k].empty()) cell += " (" + fmt(mean(lat_budget[k]), 1) + ")";
+      row.push_back(cell);
+    }
     t.rows.push_back(row);
   }
+  if (any_latency)
+    t.notes.push_back("latency: the allocation's quantised weight GEMMs summed from the hardware profile's measured "
+                      "latency table (mean over seeds); a budget in parentheses where the method set one");
   return t;
+}
+
+// Average ranks (ties share the mean rank), for Spearman's rho.
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<std::size_t> idx(v.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (std::size_t i = 0; i < idx.size();) {
+    std::size_t j = i;
+    while (j + 1 < idx.size() && v[idx[j + 1]] == v[idx[i]]) ++j;
+    for (std::size_t t = i; t <= j; ++t) r[idx[t]] = 0.5 * static_cast<double>(i + j) + 1;
+    i = j + 1;
+  }
+  return r;
+}
+
+double pearson(const std::vector<double>& x, const std::vector<double>& y) {
+  const double mx = mean(x), my = mean(y);
+  double sxy = 0, sxx = 0, syy = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) * (x[i] - mx);
+    syy += (y[i] - my) * (y[i] - my);
+  }
+  return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : std::nan("");
+}
+
+}  // namespace
+
+double spearman(const std::vector<double>& x, const std::vector<double>& y) {
+  HAWQ_CHECK(x.size() == y.size(), "spearman: sizes differ");
+  if (x.size() < 2) return std::nan("");
+  return pearson(ranks(x), ranks(y));
+}
+
+namespace {
+
+// Every stored estimate (cost, spread), then the rank agreement of the estimators that share a
+// partition: Spearman's rho over blocks, and how many of one's top-10% blocks the other also ranks
+// in its top 10%.
+std::vector<Table> estimator_tables(const std::string& path) {
+  auto es = read_estimates(path);
+  if (es.empty()) throw UserError("results file " + path + " has no estimates (uniform-only sweep?)");
+  std::sort(es.begin(), es.end(), [](const EstimateRecord& a, const EstimateRecord& b) {
+    return std::tie(a.partition, a.estimator, a.seed) < std::tie(b.partition, b.estimator, b.seed);
+  });
+  Table t;
+  t.title = "Curvature estimates (one row per stored estimate)";
+  t.header = {"Estimator", "Partition", "Seed", "Quantity", "Blocks", "HVPs/passes", "Seconds", "Peak MiB", "Median rel. s.e."};
+  for (const auto& e : es) {
+    std::vector<double> rel;
+    for (std::size_t i = 0; i < e.estimate.size() && i < e.std_error.size(); ++i)
+      if (std::isfinite(e.std_error[i]) && e.estimate[i] != 0) rel.push_back(std::abs(e.std_error[i] / e.estimate[i]));
+    std::sort(rel.begin(), rel.end());
+    t.rows.push_back({e.estimator, e.partition, std::to_string(e.seed), e.quantity, std::to_string(e.blocks.size()),
+                      fmt(e.hvps, 0), fmt(e.seconds, 1), fmt(e.peak_bytes / (1024.0 * 1024.0), 0),
+                      rel.empty() ? "-" : fmt(rel[rel.size() / 2], 3)});
+  }
+  Table a;
+  a.title = "Agreement between estimators on the same partition (per-block estimates)";
+  a.header = {"Partition", "Estimator A", "Estimator B", "Blocks", "Spearman rho", "Top-10% overlap"};
+  auto label = [&](const EstimateRecord& e) {
+    int same = 0;
+    for (const auto& o : es) same += (o.estimator == e.estimator && o.partition == e.partition);
+    return same > 1 ? e.estimator + " (seed " + std::to_string(e.seed) + ")" : e.estimator;
+  };
+  for (std::size_t i = 0; i < es.size(); ++i)
+    for (std::size_t j = i + 1; j < es.size(); ++j) {
+      const auto &x = es[i], &y = es[j];
+      if (x.partition != y.partition || x.blocks != y.blocks || x.blocks.size() < 2) continue;
+      const std::size_t n = x.blocks.size(), top = std::max<std::size_t>(1, n / 10);
+      auto top_set = [&](const std::vector<double>& v) {
+        std::vector<std::size_t> idx(n);
+        for (std::size_t k = 0; k < n; ++k) idx[k] = k;
+        std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(top), idx.end(),
+                          [&](std::size_t p, std::size_t q) { return v[p] > v[q]; });
+        return std::set<std::size_t>(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(top));
+      };
+      const auto tx = top_set(x.estimate), ty = top_set(y.estimate);
+      std::size_t both = 0;
+      for (auto k : tx) both += ty.count(k);
+      a.rows.push_back({x.partition, label(x), label(y), std::to_string(n), fmt(spearman(x.estimate, y.estimate), 3),
+                        std::to_string(both) + "/" + std::to_string(top)});
+    }
+  if (a.rows.empty()) a.notes.push_back("no two estimates share a partition");
+  return {t, a};
 }
 
 }  // namespace
 
 int print_report(const ReportOptions& o, std::ostream& out) {
+  if (o.table == "estimators") {
+    for (const auto& t : estimator_tables(o.path)) render(t, o.format, out);
+    return 0;
+  }
   auto rows = read_summary(o.path);
   if (rows.empty()) throw UserError("results file " + o.path + " has no points yet");
   std::string table = o.table;
@@ -243,7 +359,7 @@ int print_report(const ReportOptions& o, std::ostream& out) {
   if (table == "resnet" || table == "llama" || table == "methods") render(method_table(rows, top1), o.format, out);
   else if (table == "points") render(points_table(rows), o.format, out);
   else if (table == "bits") render(bits_table(o.path, rows), o.format, out);
-  else throw UserError("unknown table '" + table + "' (expected auto, resnet, llama, methods, points or bits)");
+  else throw UserError("unknown table '" + table + "' (expected auto, resnet, llama, methods, points, bits or estimators)");
   return 0;
 }
 

@@ -294,7 +294,8 @@ void write_results_hdf5(const std::string& path, const RunInfo& info,
       dataset_strings(ag, "role", json_vec<std::string>(a, "roles"));
       dataset_1d(ag, "numel", H5T_NATIVE_LLONG, json_vec<long long>(a, "numel"));
       dataset_1d(ag, "bits", H5T_NATIVE_INT, json_vec<int>(a, "bits"));
-      for (const char* k : {"objective", "gap_bound", "note", "solver_seconds", "cost_bits"})
+      for (const char* k : {"objective", "gap_bound", "note", "solver_seconds", "cost_bits", "cost_latency_us",
+                            "latency_budget_us", "latency_batch", "latency_table"})
         if (a.contains(k)) attr_json(ag, k, a[k]);
       H5Gclose(ag);
     }
@@ -337,10 +338,34 @@ void write_results_hdf5(const std::string& path, const RunInfo& info,
   H5Tclose(t);
 
   if (records.count("kernel")) {
+    // /kernels/<key>/: the run's scalars as attributes; every list of rows ("rows", the decode
+    // study, ...) as a subgroup of column datasets (numbers as float64, text as strings).
     hid_t kg = group(f, "kernels");
     for (const auto& [key, k] : records.at("kernel")) {
       hid_t g = group(kg, key);
-      for (auto it = k.begin(); it != k.end(); ++it) attr_json(g, it.key(), it.value());
+      for (auto it = k.begin(); it != k.end(); ++it) {
+        const auto& v = it.value();
+        if (!(v.is_array() && !v.empty() && v.front().is_object())) {
+          attr_json(g, it.key(), v);
+          continue;
+        }
+        hid_t tg = group(g, it.key());
+        std::vector<std::string> cols;
+        for (auto c = v.front().begin(); c != v.front().end(); ++c) cols.push_back(c.key());
+        for (const auto& c : cols) {
+          const bool text = v.front()[c].is_string();
+          std::vector<double> num;
+          std::vector<std::string> str;
+          for (const auto& row : v) {
+            const auto cell = row.contains(c) ? row[c] : nlohmann::json();
+            if (text) str.push_back(cell.is_string() ? cell.get<std::string>() : cell.dump());
+            else num.push_back(cell.is_number() ? cell.get<double>() : std::nan(""));
+          }
+          if (text) dataset_strings(tg, c.c_str(), str);
+          else dataset_1d(tg, c.c_str(), H5T_NATIVE_DOUBLE, num);
+        }
+        H5Gclose(tg);
+      }
       H5Gclose(g);
     }
     H5Gclose(kg);
@@ -489,11 +514,102 @@ std::vector<PointBits> read_point_bits(const std::string& path) {
     pb.roles = read_strings(g, "role");
     pb.numel = read_vec<long long>(g, "numel", H5T_NATIVE_LLONG);
     pb.bits = read_vec<int>(g, "bits", H5T_NATIVE_INT);
+    for (auto [name, dst] : {std::pair{"cost_latency_us", &pb.latency_us}, std::pair{"latency_budget_us", &pb.latency_budget_us}})
+      if (H5Aexists(g, name) > 0) {
+        hid_t a = H5Aopen(g, name, H5P_DEFAULT);
+        H5Aread(a, H5T_NATIVE_DOUBLE, dst);
+        H5Aclose(a);
+      }
     H5Gclose(g);
     out.push_back(std::move(pb));
   }
   H5Fclose(f);
   return out;
+}
+
+std::vector<EstimateRecord> read_estimates(const std::string& path) {
+  hid_t f = open_results(path);
+  std::vector<EstimateRecord> out;
+  hid_t est = H5Gopen2(f, "/estimates", H5P_DEFAULT);
+  if (est >= 0) {
+    H5G_info_t info;
+    H5Gget_info(est, &info);
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      char name[256] = {0};
+      H5Lget_name_by_idx(est, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+      hid_t g = H5Gopen2(est, name, H5P_DEFAULT);
+      EstimateRecord e;
+      e.key = name;
+      e.estimator = read_str_attr(g, "estimator");
+      e.partition = read_str_attr(g, "partition");
+      e.quantity = read_str_attr(g, "quantity");
+      auto num = [&](const char* a) {
+        const std::string v = read_str_attr(g, a);
+        return v.empty() ? std::nan("") : std::stod(v);
+      };
+      e.hvps = num("hvps");
+      e.seconds = num("seconds");
+      e.peak_bytes = num("peak_bytes");
+      e.seed = static_cast<long long>(num("seed"));
+      e.blocks = read_strings(g, "block");
+      e.estimate = read_vec<double>(g, "estimate", H5T_NATIVE_DOUBLE);
+      e.std_error = read_vec<double>(g, "std_error", H5T_NATIVE_DOUBLE);
+      H5Gclose(g);
+      out.push_back(std::move(e));
+    }
+    H5Gclose(est);
+  }
+  H5Fclose(f);
+  return out;
+}
+
+std::string import_kernel_results(const std::string& h5_path, const std::string& json_path) {
+  nlohmann::json k;
+  try {
+    k = nlohmann::json::parse(read_file(json_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(json_path + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!k.is_object() || !k.contains("rows") || !k["rows"].is_array() || k["rows"].empty() || !k.contains("card"))
+    throw FormatError(json_path + ": expected kernels_bench output (an object with `card` and a non-empty `rows` list)");
+  for (const auto& r : k["rows"])
+    for (const char* c : {"n", "k", "m", "variant", "us"})
+      if (!r.is_object() || !r.contains(c))
+        throw FormatError(json_path + ": a row lacks `" + std::string(c) + "` (kernels_bench rows have n, k, m, variant, us, ...)");
+  k["source_file"] = json_path;
+  const std::string key = fingerprint(k.dump());
+  // Reuse the journal's owner (an experiment's results file gains a /kernels group), or start a
+  // kernels-only file.
+  RunInfo info;
+  const std::string meta = h5_path + ".journal/meta.json";
+  if (file_exists(meta)) {
+    nlohmann::json m;
+    try {
+      m = nlohmann::json::parse(read_file(meta));
+    } catch (const nlohmann::json::exception&) {
+      throw FormatError("results journal " + meta + " is corrupt; nothing imported");
+    }
+    info.base_fingerprint = m.value("base_fingerprint", "");
+    info.experiment_name = m.value("experiment", "");
+    if (file_exists(h5_path)) {
+      auto a = read_root_attributes(h5_path);
+      info.resolved_yaml = a["resolved_yaml"];
+      info.command_line = a["command"];
+      info.host = a["host"];
+      info.started = a["started"];
+      info.library_versions_json = a["library_versions"];
+      if (!a["mpi_size"].empty()) info.mpi_size = static_cast<int>(std::stod(a["mpi_size"]));
+      if (!a["threads_per_rank"].empty()) info.threads_per_rank = static_cast<int>(std::stod(a["threads_per_rank"]));
+    }
+  } else {
+    info.base_fingerprint = "kernels";
+    info.experiment_name = "kernels";
+    info.started = iso_time_now();
+  }
+  ResultStore store(h5_path, info, false);
+  store.append("kernel", key, k);
+  store.rebuild(true);
+  return key;
 }
 
 }  // namespace hawq

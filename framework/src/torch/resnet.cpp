@@ -13,6 +13,8 @@
 #include "hawq/registry.h"
 #include "hawq/resnet.h"
 
+#include <torch/version.h>
+
 namespace hawq {
 
 namespace nn = torch::nn;
@@ -186,7 +188,12 @@ class ResNetModel : public Model {
       w.geometry.conv = true;
       w.geometry.kernel = {c->options.kernel_size()->at(0), c->options.kernel_size()->at(1)};
       w.geometry.stride = c->options.stride()->at(0);
+      // padding_t is c10::variant in LibTorch 1.x and std::variant from 2.0.
+#if TORCH_VERSION_MAJOR >= 2
+      w.geometry.padding = std::get<torch::ExpandingArray<2>>(c->options.padding())->at(0);
+#else
       w.geometry.padding = c10::get<torch::ExpandingArray<2>>(c->options.padding())->at(0);
+#endif
       w.geometry.dilation = c->options.dilation()->at(0);
       w.geometry.groups = c->options.groups();
       weights_.push_back(w);

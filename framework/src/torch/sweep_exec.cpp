@@ -2,8 +2,11 @@
 #include "hawq/sweep_exec.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "hawq/config.h"
 #include "hawq/errors.h"
@@ -87,7 +90,7 @@ std::vector<std::vector<double>> measured_errors(Model& model, const Partition& 
 
 AllocationProblem build_problem(const MethodSpec& m, const Partition& part, const Sensitivity& sens,
                                 const std::vector<BlockStats>& stats, double budget_bits,
-                                const std::vector<std::vector<double>>& measured) {
+                                const std::vector<std::vector<double>>& measured, const LatencyTable* latency) {
   const std::size_t n = part.blocks.size();
   HAWQ_CHECK(sens.blocks.size() == n && stats.size() == n, "sensitivity/partition size mismatch");
   AllocationProblem p;
@@ -126,14 +129,56 @@ AllocationProblem build_problem(const MethodSpec& m, const Partition& part, cons
   // Tolerance for summing many products in floating point; the bound is on average bits.
   bits.budget = budget_bits * static_cast<double>(total) * (1 + 1e-12);
   p.resources.push_back(bits);
+  if (latency) {
+    // Each block carries its share of its weight's measured GEMM latency at every width.
+    Resource lat;
+    lat.name = "latency_us";
+    const std::int64_t mb = m.latency_batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& w = part.weights[part.blocks[i].weight];
+      const double share = static_cast<double>(part.blocks[i].numel()) / static_cast<double>(w.numel());
+      std::vector<double> c;
+      for (int bw : m.candidate_bits) c.push_back(share * latency->layer_us(w.rows(), w.cols(), mb, bw));
+      lat.cost.push_back(c);
+    }
+    lat.budget = std::numeric_limits<double>::infinity();
+    if (m.latency_budget.set()) {
+      const int ref = m.latency_budget.uniform_bits > 0 ? m.latency_budget.uniform_bits : 16;
+      const double f = m.latency_budget.uniform_bits > 0 ? 1.0 : m.latency_budget.fraction_of_fp16;
+      double ref_us = 0;
+      for (const auto& w : part.weights) ref_us += latency->layer_us(w.rows(), w.cols(), mb, ref);
+      lat.budget = f * ref_us * (1 + 1e-12);
+    }
+    p.resources.push_back(lat);
+  }
   auto pinned = apply_pins(m, part, std::vector<int>(n, 0));
   if (std::any_of(pinned.begin(), pinned.end(), [](int x) { return x != 0; })) p.pinned_bits = pinned;
   return p;
 }
 
-SweepExecutor::SweepExecutor(const Experiment& e) : e_(e), device_(e.device == "cuda" ? torch::kCUDA : torch::kCPU) {
-  if (e.device == "cuda" && !torch::cuda::is_available())
-    throw UserError("device: cuda requested, but this LibTorch build sees no CUDA device");
+namespace {
+
+// One GPU per rank on a node: the node-local rank (Open MPI, MPICH/Slurm spellings) modulo the
+// visible devices; a single process uses device 0.
+torch::Device pick_device(const std::string& kind) {
+  if (kind != "cuda") return torch::kCPU;
+  if (!torch::cuda::is_available())
+    throw UserError("device: cuda requested, but this LibTorch build sees no CUDA device (CPU-only LibTorch, or no GPU)");
+  long local = 0;
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (const char* s = std::getenv(v)) {
+      local = std::strtol(s, nullptr, 10);
+      break;
+    }
+  const long count = static_cast<long>(torch::cuda::device_count());
+  const long index = local % count;
+  std::fprintf(stderr, "hawq-bench: node-local rank %ld uses cuda:%ld of %ld visible GPU(s)\n", local, index, count);
+  return torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(index));
+}
+
+}  // namespace
+
+SweepExecutor::SweepExecutor(const Experiment& e) : e_(e), device_(pick_device(e.device)) {
   model_ = Registry<Model>::instance().create(e.model.name, spec_params(e, e.model), e.model.where);
   model_->module().to(device_);
   model_->module().eval();
@@ -272,12 +317,26 @@ nlohmann::json SweepExecutor::run_point(const Point& p, const Sensitivity* sens)
     auto ta = Clock::now();
     std::vector<std::vector<double>> measured;
     if (p.method.distortion == "measured") measured = measured_errors(*model_, part, p.method.candidate_bits);
-    AllocationProblem prob = build_problem(p.method, part, *sens, stats, p.budget, measured);
+    const LatencyTable* lat = nullptr;
+    if (!p.method.latency_table.empty()) {
+      auto it = latency_tables_.find(p.method.latency_table);
+      if (it == latency_tables_.end())
+        it = latency_tables_.emplace(p.method.latency_table, LatencyTable::load(p.method.latency_table)).first;
+      lat = &it->second;
+    }
+    AllocationProblem prob = build_problem(p.method, part, *sens, stats, p.budget, measured, lat);
     Allocation a = allocators_.at(spec_key(p.allocator))->solve(prob);
     bits = a.bits;
     t_alloc = since(ta);
     alloc_json = {{"objective", a.objective}, {"gap_bound", a.gap_bound}, {"note", a.note}, {"solver_seconds", a.seconds},
                   {"cost_bits", a.cost.empty() ? 0.0 : a.cost[0]}};
+    if (lat) {
+      // Estimated weight-GEMM latency of the allocation (sum over the quantised weights at batch m).
+      alloc_json["cost_latency_us"] = a.cost.at(1);
+      alloc_json["latency_batch"] = p.method.latency_batch;
+      alloc_json["latency_table"] = p.method.latency_table;
+      if (std::isfinite(prob.resources[1].budget)) alloc_json["latency_budget_us"] = prob.resources[1].budget;
+    }
   }
   std::int64_t total = 0;
   double bit_sum = 0;
