@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas-dev
   libopenmpi-dev openmpi-bin
-  libhdf5-dev libyaml-cpp-dev libfmt-dev
+  libhdf5-dev hdf5-tools libyaml-cpp-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece
   libglpk-dev nlohmann-json3-dev libcli11-dev zlib1g-dev

@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <map>
-#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -37,6 +35,16 @@ T field(const YAML::Node& e, const char* key, const std::string& where, const ch
   }
 }
 
+// Parses a YAML file; a syntax error becomes Err naming the file.
+template <class Err>
+YAML::Node load_yaml(const std::string& path) {
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw Err(path + ": not valid YAML (" + e.what() + ")");
+  }
+}
+
 }  // namespace
 
 LatencyTable::LatencyTable(std::vector<LatencyEntry> entries, std::string source)
@@ -44,12 +52,7 @@ LatencyTable::LatencyTable(std::vector<LatencyEntry> entries, std::string source
 
 LatencyTable LatencyTable::load(const std::string& path) {
   if (!file_exists(path)) throw ConfigError("latency table " + path + " does not exist");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw FormatError(path + ": not valid YAML (" + e.what() + ")");
-  }
+  const YAML::Node root = load_yaml<FormatError>(path);
   if (!root.IsSequence() || root.size() == 0)
     throw FormatError(path + ": expected a non-empty list of {n, k, m, bits, layout, us} entries");
   std::vector<LatencyEntry> out;
@@ -130,12 +133,7 @@ std::vector<int> LatencyTable::widths(std::int64_t m) const {
 HardwareProfile load_hardware_profile(const std::string& path_in) {
   const std::string path = resolve_path(path_in);
   if (!file_exists(path)) throw ConfigError("hardware profile " + path_in + " does not exist");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(path + ": not valid YAML (" + e.what() + ")");
-  }
+  const YAML::Node root = load_yaml<ConfigError>(path);
   if (!root.IsMap()) throw ConfigError(path + ": expected a map (name, supported_bits, latency_table, ...)");
   HardwareProfile h;
   h.path = path;

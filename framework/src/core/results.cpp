@@ -24,16 +24,23 @@ std::string iso_time_now() {
 
 // ------------------------------------------------------------------ journal
 
+namespace {
+
+nlohmann::json read_journal_meta(const std::string& meta, const std::string& advice) {
+  try {
+    return nlohmann::json::parse(read_file(meta));
+  } catch (const nlohmann::json::exception&) {
+    throw FormatError("results journal " + meta + " is corrupt; " + advice);
+  }
+}
+
+}  // namespace
+
 ResultStore::ResultStore(std::string h5_path, const RunInfo& info, bool force)
     : h5_path_(std::move(h5_path)), journal_(h5_path_ + ".journal"), info_(info) {
   const std::string meta = journal_ + "/meta.json";
   if (file_exists(meta)) {
-    nlohmann::json m;
-    try {
-      m = nlohmann::json::parse(read_file(meta));
-    } catch (const nlohmann::json::exception&) {
-      throw FormatError("results journal " + meta + " is corrupt; move it aside or pass --force");
-    }
+    const nlohmann::json m = read_journal_meta(meta, "move it aside or pass --force");
     if (m.value("base_fingerprint", "") != info.base_fingerprint) {
       if (!force)
         throw ConfigError("results file " + h5_path_ + " belongs to a different experiment (model, data, calibration, " +
@@ -583,12 +590,7 @@ std::string import_kernel_results(const std::string& h5_path, const std::string&
   RunInfo info;
   const std::string meta = h5_path + ".journal/meta.json";
   if (file_exists(meta)) {
-    nlohmann::json m;
-    try {
-      m = nlohmann::json::parse(read_file(meta));
-    } catch (const nlohmann::json::exception&) {
-      throw FormatError("results journal " + meta + " is corrupt; nothing imported");
-    }
+    const nlohmann::json m = read_journal_meta(meta, "nothing imported");
     info.base_fingerprint = m.value("base_fingerprint", "");
     info.experiment_name = m.value("experiment", "");
     if (file_exists(h5_path)) {
