@@ -165,6 +165,7 @@ struct Row {
   double avg_bits = 16, eff_bits = 16, us = 0, us_min = 0, speedup = 1, bytes = 0, gbps = 0,
          pct_copy = 0, rel_err = 0;
   int warps = 0, splits = 0, copies = 0;
+  bool gemv = false;  // the M = 1 register-streaming GEMV path was the fastest configuration
 };
 
 double median(std::vector<double> v) {
@@ -352,7 +353,11 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
         for (int wp : {4, 8})
           for (int sp : {1, 2, 3, 4, 6, 8, 12, 16})
             if (sp <= std::max(1, G / 2) && !(wp == a.warps && sp == a.splits)) cands.push_back({wp, sp});
-        double best_t = 1e30;
+        if (m == 1 && v.pack_layout == Layout::kAligned)  // the register-streaming GEMV path
+          for (int wp : {4, 8})
+            for (int sp : {1, 2, 3, 4, 6, 8})
+              if (sp <= std::max(1, G / 2)) cands.push_back({wp, sp, false, true});
+        double best_t = 1e30, best_gemv_t = 1e30, best_mma_t = 1e30;
         for (const LaunchConfig& cfg : cands) {
           if (shared_bytes(copies[0].view(), m, cfg.warps) > max_shared_bytes()) continue;
           if (mixed_gemm(copies[0].view(), c.x, c.y, m, c.ws, cfg, c.stream) != cudaSuccess) {
@@ -369,9 +374,14 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
             best_t = t.median_us;
             best = cfg;
           }
+          if (cfg.gemv) best_gemv_t = std::min(best_gemv_t, t.median_us);
+          else best_mma_t = std::min(best_mma_t, t.median_us);
         }
         row.warps = best.warps;
         row.splits = best.splits;
+        row.gemv = best.gemv;
+        if (best_gemv_t < 1e30)
+          std::printf("  (tuning %s M=1: best mma %.2f us, best gemv %.2f us)\n", v.name.c_str(), best_mma_t, best_gemv_t);
         g_tuned[v.name + " " + std::to_string(n) + " " + std::to_string(k) + " " + std::to_string(m)] = best;
         call = [&, m, best](cudaStream_t s, int i) {
           CUDA_OK(mixed_gemm(copies[i].view(), c.x, c.y, m, c.ws, best, s));
@@ -395,9 +405,9 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
       row.gbps = row.bytes / (row.us * 1e-6) / 1e9;
       row.pct_copy = 100.0 * row.gbps / c.copy_gbps;
       std::printf("  %-16s M=%-3d %9.2f us  x%5.2f vs cuBLAS  %7.1f GB/s (%5.1f%% of copy)  err %.1e  "
-                  "cfg %d/%d  bits %.2f\n",
+                  "cfg %d/%d%s  bits %.2f\n",
                   v.name.c_str(), m, row.us, row.speedup, row.gbps, row.pct_copy, row.rel_err,
-                  row.warps, row.splits, row.avg_bits);
+                  row.warps, row.splits, row.gemv ? " gemv" : "", row.avg_bits);
       std::fflush(stdout);
       rows.push_back(row);
       // The same configuration with programmatic dependent launch: each GEMM requests its first
@@ -549,12 +559,13 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
     FILE* f = std::fopen((c.opt.out + "/kernels.csv").c_str(), "w");
     if (!f) { std::perror("kernels.csv"); std::exit(2); }
     std::fprintf(f, "card,date,n,k,m,variant,layout,bits,avg_bits,effective_bits,us,us_min,speedup_vs_cublas,"
-                    "bytes,gbps,pct_copy_bw,copy_gbps,rel_err,warps,splits,copies\n");
+                    "bytes,gbps,pct_copy_bw,copy_gbps,rel_err,warps,splits,copies,path\n");
     for (const Row& r : rows)
-      std::fprintf(f, "\"%s\",%s,%d,%d,%d,%s,%s,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%.0f,%.1f,%.2f,%.1f,%.3e,%d,%d,%d\n",
+      std::fprintf(f, "\"%s\",%s,%d,%d,%d,%s,%s,%d,%.4f,%.4f,%.3f,%.3f,%.4f,%.0f,%.1f,%.2f,%.1f,%.3e,%d,%d,%d,%s\n",
                    c.card.c_str(), date.c_str(), r.n, r.k, r.m, r.variant.c_str(), r.layout.c_str(), r.bits,
                    r.avg_bits, r.eff_bits, r.us, r.us_min, r.speedup, r.bytes, r.gbps, r.pct_copy,
-                   c.copy_gbps, r.rel_err, r.warps, r.splits, r.copies);
+                   c.copy_gbps, r.rel_err, r.warps, r.splits, r.copies,
+                   r.bits == 16 ? "cublas" : r.gemv ? "gemv" : "mma");
     std::fclose(f);
   }
   {
@@ -592,9 +603,10 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
       const Row& r = rows[i];
       std::fprintf(f, "    {\"n\": %d, \"k\": %d, \"m\": %d, \"variant\": \"%s\", \"layout\": \"%s\", \"bits\": %d, "
                       "\"avg_bits\": %.4f, \"us\": %.3f, \"us_min\": %.3f, \"speedup_vs_cublas\": %.4f, \"gbps\": %.1f, "
-                      "\"pct_copy_bw\": %.2f, \"rel_err\": %.3e, \"warps\": %d, \"splits\": %d}%s\n",
+                      "\"pct_copy_bw\": %.2f, \"rel_err\": %.3e, \"warps\": %d, \"splits\": %d, \"path\": \"%s\"}%s\n",
                    r.n, r.k, r.m, r.variant.c_str(), r.layout.c_str(), r.bits, r.avg_bits, r.us, r.us_min,
-                   r.speedup, r.gbps, r.pct_copy, r.rel_err, r.warps, r.splits, i + 1 < rows.size() ? "," : "");
+                   r.speedup, r.gbps, r.pct_copy, r.rel_err, r.warps, r.splits,
+                   r.bits == 16 ? "cublas" : r.gemv ? "gemv" : "mma", i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "  ],\n  \"e2e_llama7b_decode\": [\n");
     for (std::size_t i = 0; i < e2e.size(); ++i)

@@ -260,6 +260,29 @@ __device__ __forceinline__ void copy_row(std::uint32_t dst, const std::uint8_t* 
   }
 }
 
+// Split-K end of a block, after its atomicAdds into the workspace: the last block of the row
+// block to arrive converts the sums to fp16 into y and zeroes the workspace and its counter.
+template <int WARPS>
+__device__ __forceinline__ void finish_splits(const Params& p, int m, int& s_last) {
+  constexpr int THREADS = WARPS * 32;
+  const int tid = threadIdx.x, N = p.n;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(p.counters + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int row0 = blockIdx.x * WARPS * kTileRows;
+  const int rows = min(WARPS * kTileRows, N - row0);
+  for (int i = tid; i < rows * m; i += THREADS) {
+    const std::size_t idx = static_cast<std::size_t>(i / rows) * N + row0 + i % rows;
+    const float v = __ldcg(p.ws + idx);
+    p.y[idx] = __float2half_rn(v);
+    __stcg(p.ws + idx, 0.f);
+  }
+  if (tid == 0) p.counters[blockIdx.x] = 0;
+}
+
 template <int NT, int WARPS, bool ALIGNED>
 __global__ void __launch_bounds__(WARPS * 32) mixed_gemm_kernel(const Params p) {
   constexpr bool kPost = NT <= 4;
@@ -442,21 +465,178 @@ __global__ void __launch_bounds__(WARPS * 32) mixed_gemm_kernel(const Params p) 
         }
       }
   }
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) s_last = atomicAdd(p.counters + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  const int row0 = blockIdx.x * WARPS * kTileRows;
-  const int rows = min(WARPS * kTileRows, N - row0);
-  for (int i = tid; i < rows * m; i += THREADS) {
-    const std::size_t idx = static_cast<std::size_t>(i / rows) * N + row0 + i % rows;
-    const float v = __ldcg(p.ws + idx);
-    p.y[idx] = __float2half_rn(v);
-    __stcg(p.ws + idx, 0.f);
+  finish_splits<WARPS>(p, m, s_last);
+}
+
+
+// ---------------------------------------------------------------- M = 1, aligned layout
+//
+// Decode-step GEMV: no shared-memory staging of weights. Each warp owns a 16-row tile, as in the
+// GEMM, but loads its fragments straight into registers (double-buffered batches of U units, the
+// next batch requested before the current one is multiplied), so the only block barrier is the
+// one after x (the block's K range, loaded once) is in shared memory. The tensor-core step and
+// its numerics are those of the GEMM: B fragments carry x in column 0 (lanes 0-3) and zeros.
+
+template <int B>
+__device__ __forceinline__ void gemv_load_unit(std::uint32_t* w, const std::uint8_t* unit, int lane) {
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(unit + lane * 16));
+  w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+  if constexpr (B == 3) {
+    const uint2 u = __ldg(reinterpret_cast<const uint2*>(unit + 512 + lane * 8));
+    w[4] = u.x; w[5] = u.y;
+  } else if constexpr (B >= 4) {
+#pragma unroll
+    for (int c = 1; c < B / 2; ++c) {
+      const uint4 u = __ldg(reinterpret_cast<const uint4*>(unit + c * 512 + lane * 16));
+      w[4 * c] = u.x; w[4 * c + 1] = u.y; w[4 * c + 2] = u.z; w[4 * c + 3] = u.w;
+    }
   }
-  if (tid == 0) p.counters[blockIdx.x] = 0;
+}
+
+// x of one group as mma B fragments (x in column 0, zeros elsewhere) with four ldmatrix.x4: lanes
+// 8i..8i+7 address the 8 rows of matrix i; row 0 is x, rows 1-7 point at 16 zero bytes.
+__device__ __forceinline__ void gemv_x_frags(std::uint32_t (&b)[frag::kKSteps][2], std::uint32_t xrow,
+                                             std::uint32_t zero, int lane) {
+  const int i = lane / 8, row = lane % 8;
+#pragma unroll
+  for (int q = 0; q < frag::kKSteps / 2; ++q)
+    ldsm_x4(b[2 * q][0], b[2 * q][1], b[2 * q + 1][0], b[2 * q + 1][1],
+            row == 0 ? xrow + ((2 * q + i / 2) * 16 + (i & 1) * 8) * 2 : zero);
+}
+
+template <int B>
+__device__ __forceinline__ void gemv_unit(float (&acc)[4], const std::uint32_t* w, std::uint32_t sc,
+                                          std::uint32_t xrow, std::uint32_t zero, int lane) {
+  std::uint32_t b[frag::kKSteps][2];
+  gemv_x_frags(b, xrow, zero, lane);
+  // Two independent accumulation chains (even and odd k-steps) halve the mma dependency chain.
+  float p0[4] = {0.f, 0.f, 0.f, 0.f}, p1[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int kt = 0; kt < frag::kKSteps; ++kt) {
+    std::uint32_t a[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) a[r] = frag::decode_pair<B, frag::kAlignedPairs, DevOps>(w, kt * 4 + r);
+    if (kt % 2 == 0) mma16816(p0, a, b[kt][0], b[kt][1]);
+    else mma16816(p1, a, b[kt][0], b[kt][1]);
+  }
+  acc[0] = fmaf(half_bits_to_float(sc & 0xFFFFu), p0[0] + p1[0], acc[0]);
+  acc[2] = fmaf(half_bits_to_float(sc >> 16), p0[2] + p1[2], acc[2]);
+}
+
+template <int MAXB>
+__device__ __forceinline__ void gemv_load_any(std::uint32_t* w, const std::uint8_t* data, std::uint32_t m1,
+                                              int lane) {
+  const std::uint8_t* unit = data + static_cast<std::size_t>(m1 >> 4) * 16;
+  switch (m1 & 15) {
+    case 2: gemv_load_unit<2>(w, unit, lane); break;
+    case 3: if constexpr (MAXB >= 3) gemv_load_unit<3>(w, unit, lane); break;
+    case 4: if constexpr (MAXB >= 4) gemv_load_unit<4>(w, unit, lane); break;
+    default: if constexpr (MAXB >= 8) gemv_load_unit<8>(w, unit, lane); break;
+  }
+}
+
+template <int MAXB>
+__device__ __forceinline__ void gemv_any(float (&acc)[4], const std::uint32_t* w, std::uint32_t m1, std::uint32_t sc,
+                                         std::uint32_t xrow, std::uint32_t zero, int lane) {
+  switch (m1 & 15) {
+    case 2: gemv_unit<2>(acc, w, sc, xrow, zero, lane); break;
+    case 3: if constexpr (MAXB >= 3) gemv_unit<3>(acc, w, sc, xrow, zero, lane); break;
+    case 4: if constexpr (MAXB >= 4) gemv_unit<4>(acc, w, sc, xrow, zero, lane); break;
+    default: if constexpr (MAXB >= 8) gemv_unit<8>(acc, w, sc, xrow, zero, lane); break;
+  }
+}
+
+template <int WARPS, int MAXB>
+__global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const Params p) {
+  constexpr int THREADS = WARPS * 32;
+  constexpr int MAXW = 2 * MAXB < 4 ? 4 : 2 * MAXB;
+  constexpr int U = MAXB == 8 ? 2 : 4;  // units per batch; two batches in registers
+  extern __shared__ __align__(16) std::uint8_t smem[];
+  __shared__ int s_last;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
+  const int rt = blockIdx.x * WARPS + warp;
+  const bool valid = rt < p.row_tiles;
+  const int G = p.groups;
+  const int g_begin = static_cast<int>(static_cast<long long>(blockIdx.y) * G / p.splits);
+  const int g_end = static_cast<int>(static_cast<long long>(blockIdx.y + 1) * G / p.splits);
+  const int ng = g_end - g_begin;
+  std::uint32_t* xs = reinterpret_cast<std::uint32_t*>(smem);           // ng * 64 fp16 pairs
+  std::uint32_t* zs = xs + static_cast<std::size_t>(ng) * 64;            // 16 zero bytes
+  std::uint32_t* ms = zs + 4 + warp * ng;                                // this warp's metadata
+
+  grid_dep_launch_dependents();
+  // Metadata and the first weight batch do not depend on the previous kernel: fetch them first.
+  for (int j = lane; j < ng; j += 32) ms[j] = valid ? __ldg(p.meta + static_cast<std::size_t>(rt) * G + g_begin + j) : 0u;
+  __syncwarp();
+  std::uint32_t w0[U][MAXW], w1[U][MAXW], sc0[U], sc1[U], m0[U], mm1[U];
+  const std::uint32_t* scales = p.scales + static_cast<std::size_t>(rt) * G * 8 + gid;
+  auto load = [&](std::uint32_t (&w)[U][MAXW], std::uint32_t (&sc)[U], std::uint32_t (&mb)[U], int j0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = j0 + u;
+      if (valid && j < ng) {
+        mb[u] = ms[j];
+        sc[u] = __ldg(scales + static_cast<std::size_t>(g_begin + j) * 8);
+        gemv_load_any<MAXB>(w[u], p.data, mb[u], lane);
+      }
+    }
+  };
+  load(w0, sc0, m0, 0);
+  grid_dep_wait();
+  {
+    const uint4* xg = reinterpret_cast<const uint4*>(p.x + static_cast<std::size_t>(g_begin) * kGroupSize);
+    for (int c = tid; c < ng * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = xg[c];
+    if (tid < 4) zs[tid] = 0u;
+  }
+  __syncthreads();
+
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  const std::uint32_t xbase = smem_u32(xs), zero = smem_u32(zs);
+  auto compute = [&](const std::uint32_t (&w)[U][MAXW], const std::uint32_t (&sc)[U], const std::uint32_t (&mb)[U],
+                     int j0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = j0 + u;
+      if (valid && j < ng) gemv_any<MAXB>(acc, w[u], mb[u], sc[u], xbase + j * 256, zero, lane);
+    }
+  };
+  for (int j0 = 0; j0 < ng; j0 += 2 * U) {
+    load(w1, sc1, mm1, j0 + U);
+    compute(w0, sc0, m0, j0);
+    load(w0, sc0, m0, j0 + 2 * U);
+    compute(w1, sc1, mm1, j0 + U);
+  }
+
+  const int n1 = rt * kTileRows + gid, n2 = n1 + 8;
+  if (p.splits == 1) {
+    if (valid && tig == 0) {
+      p.y[n1] = __float2half_rn(acc[0]);
+      p.y[n2] = __float2half_rn(acc[2]);
+    }
+    return;
+  }
+  if (valid && tig == 0) {
+    atomicAdd(p.ws + n1, acc[0]);
+    atomicAdd(p.ws + n2, acc[2]);
+  }
+  finish_splits<WARPS>(p, 1, s_last);
+}
+
+using GemvFn = void (*)(Params);
+
+template <int WARPS>
+GemvFn pick_gemv_b(int max_bits) {
+  switch (max_bits) {
+    case 2: return gemv_kernel<WARPS, 2>;
+    case 3: return gemv_kernel<WARPS, 3>;
+    case 4: return gemv_kernel<WARPS, 4>;
+    default: return gemv_kernel<WARPS, 8>;
+  }
+}
+GemvFn pick_gemv(int warps, int max_bits) { return warps == 4 ? pick_gemv_b<4>(max_bits) : pick_gemv_b<8>(max_bits); }
+
+std::size_t gemv_shared_bytes(int ng, int warps) {
+  return static_cast<std::size_t>(ng) * 256 + 16 + static_cast<std::size_t>(warps) * ng * 4;
 }
 
 using KernelFn = void (*)(Params);
@@ -513,6 +693,9 @@ const DeviceInfo& device_info() {
           for (bool al : {true, false})
             cudaFuncSetAttribute(pick_kernel(nti, w, al),
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dyn);
+      for (int w : {4, 8})
+        for (int b : {2, 3, 4, 8})
+          cudaFuncSetAttribute(pick_gemv(w, b), cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
       cudaGetLastError();  // do not leave a failed attribute call as the sticky "last error"
       cudaSetDevice(prev);
     }
@@ -676,6 +859,24 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
   p.splits = cfg.splits;
   p.data_bytes = data_chunks(w) * 512;
   p.row2_off = (w.max_bits == 8 ? 2 : 1) * 512;
+  if (cfg.gemv && m == 1 && w.layout == Layout::kAligned) {
+    p.m = 1;
+    p.x = x;
+    p.y = y;
+    const std::size_t smem = gemv_shared_bytes((G + cfg.splits - 1) / cfg.splits, cfg.warps);
+    if (smem > static_cast<std::size_t>(info.smem_optin - 64)) return cudaErrorInvalidConfiguration;
+    cudaLaunchConfig_t lc{};
+    lc.gridDim = dim3(row_blocks, cfg.splits);
+    lc.blockDim = dim3(cfg.warps * 32);
+    lc.dynamicSmemBytes = smem;
+    lc.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    lc.attrs = attr;
+    lc.numAttrs = cfg.pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&lc, pick_gemv(cfg.warps, w.max_bits), p);
+  }
   for (int m0 = 0; m0 < m; m0 += kMaxChunkM) {
     const int mc = std::min(kMaxChunkM, m - m0);
     p.m = mc;

@@ -62,6 +62,7 @@ struct LaunchConfig {
   int splits = 0;    // K splits (>= 1), 0 = automatic
   bool pdl = false;  // programmatic dependent launch (sm_90+): the kernel requests its first weight
                      // stages before waiting for the previous kernel in the stream to finish
+  bool gemv = false; // M = 1, aligned layout: the register-streaming GEMV kernel (ignored otherwise)
 };
 // The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count).
 LaunchConfig auto_config(const DeviceWeights& w, int m);
