@@ -710,6 +710,23 @@ int data_chunks(const DeviceWeights& w) {
   return 2 * (w.max_bits == 8 ? 2 : 1);
 }
 
+// One launch: grid (row blocks, K splits), a warp per row tile, programmatic dependent launch
+// when the config asks for it.
+cudaError_t launch(void (*fn)(Params), const Params& p, int row_blocks, const LaunchConfig& cfg, std::size_t smem,
+                   cudaStream_t stream) {
+  cudaLaunchConfig_t lc{};
+  lc.gridDim = dim3(row_blocks, cfg.splits);
+  lc.blockDim = dim3(cfg.warps * 32);
+  lc.dynamicSmemBytes = smem;
+  lc.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  lc.attrs = attr;
+  lc.numAttrs = cfg.pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&lc, fn, p);
+}
+
 void check_cuda(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
@@ -865,17 +882,7 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
     p.y = y;
     const std::size_t smem = gemv_shared_bytes((G + cfg.splits - 1) / cfg.splits, cfg.warps);
     if (smem > static_cast<std::size_t>(info.smem_optin - 64)) return cudaErrorInvalidConfiguration;
-    cudaLaunchConfig_t lc{};
-    lc.gridDim = dim3(row_blocks, cfg.splits);
-    lc.blockDim = dim3(cfg.warps * 32);
-    lc.dynamicSmemBytes = smem;
-    lc.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    lc.attrs = attr;
-    lc.numAttrs = cfg.pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&lc, pick_gemv(cfg.warps, w.max_bits), p);
+    return launch(pick_gemv(cfg.warps, w.max_bits), p, row_blocks, cfg, smem, stream);
   }
   for (int m0 = 0; m0 < m; m0 += kMaxChunkM) {
     const int mc = std::min(kMaxChunkM, m - m0);
@@ -885,18 +892,8 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
     const int nti = nt_index(mc);
     const std::size_t smem = shared_bytes(w, mc, cfg.warps);
     if (smem > static_cast<std::size_t>(info.smem_dynamic)) return cudaErrorInvalidConfiguration;
-    KernelFn fn = pick_kernel(nti, cfg.warps, w.layout == Layout::kAligned);
-    cudaLaunchConfig_t lc{};
-    lc.gridDim = dim3(row_blocks, cfg.splits);
-    lc.blockDim = dim3(cfg.warps * 32);
-    lc.dynamicSmemBytes = smem;
-    lc.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    lc.attrs = attr;
-    lc.numAttrs = cfg.pdl ? 1 : 0;
-    const cudaError_t e = cudaLaunchKernelEx(&lc, fn, p);
+    const cudaError_t e =
+        launch(pick_kernel(nti, cfg.warps, w.layout == Layout::kAligned), p, row_blocks, cfg, smem, stream);
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
