@@ -165,8 +165,14 @@ struct Row {
   double avg_bits = 16, eff_bits = 16, us = 0, us_min = 0, speedup = 1, bytes = 0, gbps = 0,
          pct_copy = 0, rel_err = 0;
   int warps = 0, splits = 0, copies = 0;
-  bool gemv = false;  // the M = 1 register-streaming GEMV path was the fastest configuration
+  int gemv = 0;  // units per batch of the M = 1 GEMV path when it was the fastest configuration
 };
+
+// Which kernel path a row's timing came from: cublas, mma (the GEMM) or gemvU (the M = 1 GEMV).
+const char* path_name(const Row& r) {
+  static const char* names[] = {"mma", "gemv1", "gemv2", "gemv3", "gemv4"};
+  return r.bits == 16 ? "cublas" : names[r.gemv >= 0 && r.gemv <= 4 ? r.gemv : 0];
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -354,10 +360,11 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
           for (int sp : {1, 2, 3, 4, 6, 8, 12, 16})
             if (sp <= std::max(1, G / 2) && !(wp == a.warps && sp == a.splits)) cands.push_back({wp, sp});
         if (m == 1 && v.pack_layout == Layout::kAligned)  // the register-streaming GEMV path
-          for (int wp : {4, 8})
-            for (int sp : {1, 2, 3, 4, 6, 8})
-              if (sp <= std::max(1, G / 2)) cands.push_back({wp, sp, false, true});
-        double best_t = 1e30, best_gemv_t = 1e30, best_mma_t = 1e30;
+          for (int u : {1, 2, 4})
+            for (int wp : {4, 8})
+              for (int sp : {1, 2, 3, 4, 6, 8})
+                if (sp <= std::max(1, G / 2)) cands.push_back({wp, sp, false, u});
+        double best_t = 1e30, best_gemv_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_mma_t = 1e30;
         for (const LaunchConfig& cfg : cands) {
           if (shared_bytes(copies[0].view(), m, cfg.warps) > max_shared_bytes()) continue;
           if (mixed_gemm(copies[0].view(), c.x, c.y, m, c.ws, cfg, c.stream) != cudaSuccess) {
@@ -374,14 +381,15 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
             best_t = t.median_us;
             best = cfg;
           }
-          if (cfg.gemv) best_gemv_t = std::min(best_gemv_t, t.median_us);
+          if (cfg.gemv) best_gemv_t[cfg.gemv] = std::min(best_gemv_t[cfg.gemv], t.median_us);
           else best_mma_t = std::min(best_mma_t, t.median_us);
         }
         row.warps = best.warps;
         row.splits = best.splits;
         row.gemv = best.gemv;
-        if (best_gemv_t < 1e30)
-          std::printf("  (tuning %s M=1: best mma %.2f us, best gemv %.2f us)\n", v.name.c_str(), best_mma_t, best_gemv_t);
+        if (best_gemv_t[4] < 1e30)
+          std::printf("  (tuning %s M=1: best mma %.2f us, gemv1 %.2f us, gemv2 %.2f us, gemv4 %.2f us)\n",
+                      v.name.c_str(), best_mma_t, best_gemv_t[1], best_gemv_t[2], best_gemv_t[4]);
         g_tuned[v.name + " " + std::to_string(n) + " " + std::to_string(k) + " " + std::to_string(m)] = best;
         call = [&, m, best](cudaStream_t s, int i) {
           CUDA_OK(mixed_gemm(copies[i].view(), c.x, c.y, m, c.ws, best, s));
@@ -407,7 +415,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
       std::printf("  %-16s M=%-3d %9.2f us  x%5.2f vs cuBLAS  %7.1f GB/s (%5.1f%% of copy)  err %.1e  "
                   "cfg %d/%d%s  bits %.2f\n",
                   v.name.c_str(), m, row.us, row.speedup, row.gbps, row.pct_copy, row.rel_err,
-                  row.warps, row.splits, row.gemv ? " gemv" : "", row.avg_bits);
+                  row.warps, row.splits, row.gemv ? (" gemv" + std::to_string(row.gemv)).c_str() : "", row.avg_bits);
       std::fflush(stdout);
       rows.push_back(row);
       // The same configuration with programmatic dependent launch: each GEMM requests its first
@@ -565,7 +573,7 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
                    c.card.c_str(), date.c_str(), r.n, r.k, r.m, r.variant.c_str(), r.layout.c_str(), r.bits,
                    r.avg_bits, r.eff_bits, r.us, r.us_min, r.speedup, r.bytes, r.gbps, r.pct_copy,
                    c.copy_gbps, r.rel_err, r.warps, r.splits, r.copies,
-                   r.bits == 16 ? "cublas" : r.gemv ? "gemv" : "mma");
+                   path_name(r));
     std::fclose(f);
   }
   {
@@ -606,7 +614,7 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
                       "\"pct_copy_bw\": %.2f, \"rel_err\": %.3e, \"warps\": %d, \"splits\": %d, \"path\": \"%s\"}%s\n",
                    r.n, r.k, r.m, r.variant.c_str(), r.layout.c_str(), r.bits, r.avg_bits, r.us, r.us_min,
                    r.speedup, r.gbps, r.pct_copy, r.rel_err, r.warps, r.splits,
-                   r.bits == 16 ? "cublas" : r.gemv ? "gemv" : "mma", i + 1 < rows.size() ? "," : "");
+                   path_name(r), i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "  ],\n  \"e2e_llama7b_decode\": [\n");
     for (std::size_t i = 0; i < e2e.size(); ++i)

@@ -546,11 +546,18 @@ __device__ __forceinline__ void gemv_any(float (&acc)[4], const std::uint32_t* w
   }
 }
 
-template <int WARPS, int MAXB>
-__global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const Params p) {
+// U = units per register batch (two batches in flight). U = 4 keeps more bytes in flight per warp;
+// U = 2 and U = 1 (up to 4 bits) cap registers so that 24 or 32 warps fit on an SM: more warps,
+// e.g. with K splits, hide latency better than deeper per-warp batches.
+template <int MAXB, int U>
+constexpr int gemv_warps_per_sm() {
+  return MAXB > 4 ? 0 : U == 1 ? 32 : U == 2 ? 24 : 0;
+}
+template <int WARPS, int MAXB, int U>
+__global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gemv_warps_per_sm<MAXB, U>() / WARPS : 1)
+    gemv_kernel(const Params p) {
   constexpr int THREADS = WARPS * 32;
   constexpr int MAXW = 2 * MAXB < 4 ? 4 : 2 * MAXB;
-  constexpr int U = MAXB == 8 ? 2 : 4;  // units per batch; two batches in registers
   extern __shared__ __align__(16) std::uint8_t smem[];
   __shared__ int s_last;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
@@ -624,16 +631,23 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const Params p) {
 
 using GemvFn = void (*)(Params);
 
-template <int WARPS>
+template <int WARPS, int U>
 GemvFn pick_gemv_b(int max_bits) {
   switch (max_bits) {
-    case 2: return gemv_kernel<WARPS, 2>;
-    case 3: return gemv_kernel<WARPS, 3>;
-    case 4: return gemv_kernel<WARPS, 4>;
-    default: return gemv_kernel<WARPS, 8>;
+    case 2: return gemv_kernel<WARPS, 2, U>;
+    case 3: return gemv_kernel<WARPS, 3, U>;
+    case 4: return gemv_kernel<WARPS, 4, U>;
+    default: return gemv_kernel<WARPS, 8, (U > 2 ? 2 : U)>;
   }
 }
-GemvFn pick_gemv(int warps, int max_bits) { return warps == 4 ? pick_gemv_b<4>(max_bits) : pick_gemv_b<8>(max_bits); }
+template <int WARPS>
+GemvFn pick_gemv_u(int max_bits, int units) {
+  return units == 1 ? pick_gemv_b<WARPS, 1>(max_bits) : units == 2 ? pick_gemv_b<WARPS, 2>(max_bits)
+                                                                     : pick_gemv_b<WARPS, 4>(max_bits);
+}
+GemvFn pick_gemv(int warps, int max_bits, int units) {
+  return warps == 4 ? pick_gemv_u<4>(max_bits, units) : pick_gemv_u<8>(max_bits, units);
+}
 
 std::size_t gemv_shared_bytes(int ng, int warps) {
   return static_cast<std::size_t>(ng) * 256 + 16 + static_cast<std::size_t>(warps) * ng * 4;
@@ -695,7 +709,8 @@ const DeviceInfo& device_info() {
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dyn);
       for (int w : {4, 8})
         for (int b : {2, 3, 4, 8})
-          cudaFuncSetAttribute(pick_gemv(w, b), cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
+          for (int u : {1, 2, 4})
+            cudaFuncSetAttribute(pick_gemv(w, b, u), cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
       cudaGetLastError();  // do not leave a failed attribute call as the sticky "last error"
       cudaSetDevice(prev);
     }
@@ -882,7 +897,7 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
     p.y = y;
     const std::size_t smem = gemv_shared_bytes((G + cfg.splits - 1) / cfg.splits, cfg.warps);
     if (smem > static_cast<std::size_t>(info.smem_optin - 64)) return cudaErrorInvalidConfiguration;
-    return launch(pick_gemv(cfg.warps, w.max_bits), p, row_blocks, cfg, smem, stream);
+    return launch(pick_gemv(cfg.warps, w.max_bits, cfg.gemv), p, row_blocks, cfg, smem, stream);
   }
   for (int m0 = 0; m0 < m; m0 += kMaxChunkM) {
     const int mc = std::min(kMaxChunkM, m - m0);

@@ -95,10 +95,11 @@ void run_case(const std::string& name, int n, int k, Layout layout,
   CUDA_OK(cudaMalloc(&dy, static_cast<std::size_t>(mmax) * n * 2));
   CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
   std::vector<std::uint16_t> y(static_cast<std::size_t>(mmax) * n);
-  // gemv = true: the M = 1 aligned GEMV path (other M and the unaligned layout ignore the flag).
-  const LaunchConfig configs[] = {{0, 0, false},       {4, 1, false},      {8, 1, false},       {4, 3, false},
-                                  {8, 7, false},       {4, 3, true},       {8, 1, true},        {4, 1, false, true},
-                                  {8, 3, false, true}, {4, 2, true, true}, {8, 1, true, true}};
+  // gemv = 1, 2 or 4: the M = 1 aligned GEMV path (other M and the unaligned layout ignore it).
+  const LaunchConfig configs[] = {{0, 0, false},    {4, 1, false},    {8, 1, false},    {4, 3, false},
+                                  {8, 7, false},    {4, 3, true},     {8, 1, true},     {4, 1, false, 4},
+                                  {8, 3, false, 4}, {4, 2, true, 4},  {8, 1, true, 2},  {4, 4, false, 2},
+                                  {8, 2, false, 2}, {4, 3, false, 1}, {8, 1, true, 1}};
   for (int m : ms) {
     std::vector<int> rows;
     for (int i = 0; i < m; ++i) rows.push_back(i);

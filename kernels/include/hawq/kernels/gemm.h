@@ -62,7 +62,8 @@ struct LaunchConfig {
   int splits = 0;    // K splits (>= 1), 0 = automatic
   bool pdl = false;  // programmatic dependent launch (sm_90+): the kernel requests its first weight
                      // stages before waiting for the previous kernel in the stream to finish
-  bool gemv = false; // M = 1, aligned layout: the register-streaming GEMV kernel (ignored otherwise)
+  int gemv = 0;      // M = 1, aligned layout: the register-streaming GEMV kernel with this many units
+                     // per register batch (1, 2 or 4; 0 = the GEMM; ignored for other M and layouts)
 };
 // The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count).
 LaunchConfig auto_config(const DeviceWeights& w, int m);
