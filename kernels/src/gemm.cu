@@ -41,6 +41,7 @@ struct Params {
   int n, k, m, groups, row_tiles, splits;
   int data_bytes;  // code bytes per warp slot (chunks of 512 B)
   int row2_off;    // unaligned: offset of the second row's words in the slot
+  int uniform_bits;  // GEMV: every unit has this width at offset index * unit bytes (0 = read meta)
 };
 
 struct DevOps {
@@ -573,8 +574,18 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
 
   grid_dep_launch_dependents();
   // Metadata and the first weight batch do not depend on the previous kernel: fetch them first.
-  for (int j = lane; j < ng; j += 32) ms[j] = valid ? __ldg(p.meta + static_cast<std::size_t>(rt) * G + g_begin + j) : 0u;
-  __syncwarp();
+  // A matrix of one width laid out unit after unit (p.uniform_bits, checked on the host) needs no
+  // metadata: a unit's offset follows from its index, which saves a dependent round trip.
+  const int ub = p.uniform_bits;
+  if (!ub) {
+    for (int j = lane; j < ng; j += 32) ms[j] = valid ? __ldg(p.meta + static_cast<std::size_t>(rt) * G + g_begin + j) : 0u;
+    __syncwarp();
+  }
+  auto meta_of = [&](int j) -> std::uint32_t {
+    if (!ub) return ms[j];
+    const std::size_t unit = static_cast<std::size_t>(rt) * G + g_begin + j;
+    return static_cast<std::uint32_t>(unit * frag::aligned_unit_bytes(ub) / 16) << 4 | static_cast<std::uint32_t>(ub);
+  };
   std::uint32_t w0[U][MAXW], w1[U][MAXW], sc0[U], sc1[U], m0[U], mm1[U];
   const std::uint32_t* scales = p.scales + static_cast<std::size_t>(rt) * G * 8 + gid;
   auto load = [&](std::uint32_t (&w)[U][MAXW], std::uint32_t (&sc)[U], std::uint32_t (&mb)[U], int j0) {
@@ -582,7 +593,7 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
     for (int u = 0; u < U; ++u) {
       const int j = j0 + u;
       if (valid && j < ng) {
-        mb[u] = ms[j];
+        mb[u] = meta_of(j);
         sc[u] = __ldg(scales + static_cast<std::size_t>(g_begin + j) * 8);
         gemv_load_any<MAXB>(w[u], p.data, mb[u], lane);
       }
@@ -768,6 +779,16 @@ GpuWeights::GpuWeights(const PackedWeights& p) {
   view_.meta = reinterpret_cast<const std::uint32_t*>(base + a);
   view_.scales = reinterpret_cast<const std::uint32_t*>(base + a + b);
   view_.bytes = p.device_bytes();
+  // One width, units in index order (what pack_weights writes for a uniform aligned matrix): the
+  // GEMV path may then compute offsets instead of reading the metadata.
+  if (p.layout == Layout::kAligned && !p.meta.empty()) {
+    const int b = static_cast<int>(p.meta[0] & 15);
+    bool uniform = true;
+    for (std::size_t i = 0; i < p.meta.size() && uniform; ++i)
+      uniform = p.meta[i] == (static_cast<std::uint32_t>(i * frag::aligned_unit_bytes(b) / 16) << 4 |
+                              static_cast<std::uint32_t>(b));
+    view_.uniform_bits = uniform ? b : 0;
+  }
 }
 
 GpuWeights GpuWeights::clone() const {
@@ -891,6 +912,7 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
   p.splits = cfg.splits;
   p.data_bytes = data_chunks(w) * 512;
   p.row2_off = (w.max_bits == 8 ? 2 : 1) * 512;
+  p.uniform_bits = w.uniform_bits;
   if (cfg.gemv && m == 1 && w.layout == Layout::kAligned) {
     p.m = 1;
     p.x = x;

@@ -23,6 +23,7 @@ struct DeviceWeights {
   const std::uint32_t* meta = nullptr;
   const std::uint32_t* scales = nullptr;
   std::size_t bytes = 0;  // data + meta + scales: what one GEMM reads of the weights
+  int uniform_bits = 0;   // aligned, one width, units in index order (set by GpuWeights); else 0
 };
 
 // Owning device copy of a PackedWeights (move-only).
