@@ -583,8 +583,8 @@ std::string import_kernel_results(const std::string& h5_path, const std::string&
     for (const char* c : {"n", "k", "m", "variant", "us"})
       if (!r.is_object() || !r.contains(c))
         throw FormatError(json_path + ": a row lacks `" + std::string(c) + "` (kernels_bench rows have n, k, m, variant, us, ...)");
+  const std::string key = fingerprint(k.dump());  // the content's: the same file under any path, one group
   k["source_file"] = json_path;
-  const std::string key = fingerprint(k.dump());
   // Reuse the journal's owner (an experiment's results file gains a /kernels group), or start a
   // kernels-only file.
   RunInfo info;
