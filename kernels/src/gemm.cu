@@ -548,11 +548,12 @@ __device__ __forceinline__ void gemv_any(float (&acc)[4], const std::uint32_t* w
 }
 
 // U = units per register batch (two batches in flight). U = 4 keeps more bytes in flight per warp;
-// U = 2 and U = 1 (up to 4 bits) cap registers so that 24 or 32 warps fit on an SM: more warps,
-// e.g. with K splits, hide latency better than deeper per-warp batches.
+// U = 2 and U = 1 cap registers so that 24 or 32 warps (24 with 8-bit units at U = 1) fit on an
+// SM: more warps, e.g. with K splits, hide latency better than deeper per-warp batches.
 template <int MAXB, int U>
 constexpr int gemv_warps_per_sm() {
-  return MAXB > 4 ? 0 : U == 1 ? 32 : U == 2 ? 24 : 0;
+  if (MAXB > 4) return U == 1 ? 24 : 0;  // 8-bit units: twice the buffer registers
+  return U == 1 ? 32 : U == 2 ? 24 : 0;
 }
 template <int WARPS, int MAXB, int U>
 __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gemv_warps_per_sm<MAXB, U>() / WARPS : 1)
