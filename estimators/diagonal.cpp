@@ -23,15 +23,12 @@ namespace {
 
 class Diagonal : public Estimator {
  public:
-  explicit Diagonal(const Params& p)
-      : max_hvps_(p.get_int("max_hvps", -1)), min_probes_(p.get_int("min_probes", 4)), rel_tol_(p.get_double("rel_tol", -1)) {
-    if (min_probes_ < 2) throw ConfigError(p.where("min_probes") + ": at least 2 probes are needed for a standard error");
-  }
+  explicit Diagonal(const Params& p) : settings_(p) {}
 
   Sensitivity estimate(CurvatureOracle& oracle, const Partition& part, const EstimateRequest& req) override {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t max_hvps = max_hvps_ > 0 ? max_hvps_ : req.max_hvps;
-    const double rel_tol = rel_tol_ >= 0 ? rel_tol_ : req.rel_tol;
+    const std::int64_t max_hvps = settings_.max_hvps(req);
+    const double rel_tol = settings_.rel_tol(req);
     if (max_hvps < 1) throw ConfigError("diagonal: max_hvps must be at least 1");
     for (const auto& b : part.blocks) HAWQ_CHECK(b.weight < oracle.weights().size(), "partition does not match the model");
     const std::size_t nb = part.blocks.size();
@@ -40,13 +37,13 @@ class Diagonal : public Estimator {
     // Running sum of v ⊙ Hv per element, in double.
     std::vector<torch::Tensor> diag_sum;
     for (const auto& t : like) diag_sum.push_back(torch::zeros(t.sizes(), t.options().dtype(torch::kDouble)));
-    std::vector<double> sum(nb, 0.0), sumsq(nb, 0.0), sample(nb);
+    std::vector<double> sample(nb);
+    ProbeMoments moments(nb);
     Sensitivity s;
     s.estimator = "diagonal";
     s.quantity = "diag_trace";
     const std::int64_t h0 = oracle.hvp_count();
-    std::int64_t k = 0;
-    while (k < max_hvps) {
+    while (moments.count() < max_hvps) {
       auto v = CurvatureOracle::rademacher_like(like, gen);
       auto hv = oracle.hvp(v);
       std::fill(sample.begin(), sample.end(), 0.0);
@@ -55,33 +52,16 @@ class Diagonal : public Estimator {
         diag_sum[w] += d;
         accumulate_blocks(part, w, d, sample);
       }
-      double total = 0;
-      for (std::size_t b = 0; b < nb; ++b) {
-        sum[b] += sample[b];
-        sumsq[b] += sample[b] * sample[b];
-        total += sample[b];
-      }
-      s.raw_samples.push_back(total);
-      ++k;
-      if (k >= min_probes_ && rel_tol > 0) {
-        bool done = true;
-        for (std::size_t b = 0; b < nb && done; ++b) {
-          double mean = sum[b] / k, var = std::max(0.0, (sumsq[b] - k * mean * mean) / (k - 1));
-          done = std::sqrt(var / k) <= rel_tol * std::abs(mean);
-        }
-        if (done) break;
-      }
+      s.raw_samples.push_back(moments.add(sample));
+      if (moments.count() >= settings_.min_probes() && rel_tol > 0 && moments.converged(rel_tol)) break;
     }
-    // Block estimates are sums of the averaged diagonal (the same numbers as sum[b] / k, read
+    // Block estimates are sums of the averaged diagonal (the same numbers as the probe means, read
     // from the per-element diagonal so that a 1×1 block is exactly the diagonal entry).
+    const std::int64_t k = moments.count();
     std::vector<double> est(nb, 0.0);
     for (std::size_t w = 0; w < diag_sum.size(); ++w) accumulate_blocks(part, w, diag_sum[w] / static_cast<double>(k), est);
     s.blocks.resize(nb);
-    for (std::size_t b = 0; b < nb; ++b) {
-      double mean = sum[b] / k;
-      double var = k > 1 ? std::max(0.0, (sumsq[b] - k * mean * mean) / (k - 1)) : 0.0;
-      s.blocks[b] = {est[b], std::sqrt(var / k), k};
-    }
+    for (std::size_t b = 0; b < nb; ++b) s.blocks[b] = {est[b], moments.std_error(b), k};
     s.hvps = oracle.hvp_count() - h0;
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = peak_rss_bytes();
@@ -89,8 +69,7 @@ class Diagonal : public Estimator {
   }
 
  private:
-  std::int64_t max_hvps_, min_probes_;
-  double rel_tol_;
+  ProbeSettings settings_;
 };
 
 }  // namespace

@@ -41,21 +41,17 @@ namespace {
 
 class HutchPlusPlus : public Estimator {
  public:
-  explicit HutchPlusPlus(const Params& p)
-      : max_hvps_(p.get_int("max_hvps", -1)),
-        sketch_(p.get_int("sketch", 0)),
-        min_probes_(p.get_int("min_probes", 4)),
-        rel_tol_(p.get_double("rel_tol", -1)) {
-    if (min_probes_ < 2) throw ConfigError(p.where("min_probes") + ": at least 2 probes are needed for a standard error");
+  explicit HutchPlusPlus(const Params& p) : settings_(p), sketch_(p.get_int("sketch", 0)) {
     if (sketch_ < 0) throw ConfigError(p.where("sketch") + ": the sketch size must be >= 0 (0 = max_hvps/3)");
   }
 
   Sensitivity estimate(CurvatureOracle& oracle, const Partition& part, const EstimateRequest& req) override {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t budget = max_hvps_ > 0 ? max_hvps_ : req.max_hvps;
-    const double rel_tol = rel_tol_ >= 0 ? rel_tol_ : req.rel_tol;
-    if (budget < min_probes_)
-      throw ConfigError("hutchpp: max_hvps=" + std::to_string(budget) + " is below min_probes=" + std::to_string(min_probes_));
+    const std::int64_t budget = settings_.max_hvps(req);
+    const double rel_tol = settings_.rel_tol(req);
+    const std::int64_t min_probes = settings_.min_probes();
+    if (budget < min_probes)
+      throw ConfigError("hutchpp: max_hvps=" + std::to_string(budget) + " is below min_probes=" + std::to_string(min_probes));
     const std::size_t nb = part.blocks.size();
     for (const auto& b : part.blocks) HAWQ_CHECK(b.weight < oracle.weights().size(), "partition does not match the model");
 
@@ -70,7 +66,7 @@ class HutchPlusPlus : public Estimator {
 
     // k sketch probes; the rest of the budget (at least min_probes) for the residual.
     std::int64_t k = sketch_ > 0 ? sketch_ : budget / 3;
-    k = std::min<std::int64_t>({k, (budget - min_probes_) / 2, P});
+    k = std::min<std::int64_t>({k, (budget - min_probes) / 2, P});
     k = std::max<std::int64_t>(k, 0);
 
     auto unflat = [&](const torch::Tensor& x) {
@@ -117,46 +113,28 @@ class HutchPlusPlus : public Estimator {
     s.quantity = "trace";
     double det_total = 0;
     for (double d : det) det_total += d;
-    std::vector<double> sum(nb, 0.0), sumsq(nb, 0.0), sample(nb);
-    std::int64_t m = 0;
+    std::vector<double> sample(nb);
+    ProbeMoments moments(nb);
     const std::int64_t residual_budget = budget - 2 * k;
-    while (m < residual_budget) {
+    while (moments.count() < residual_budget) {
       auto g = rademacher(P);
       auto w = flat(oracle.hvp(unflat(project(g))));
       block_sums(g * project(w), sample);
-      double total = det_total;
-      for (std::size_t b = 0; b < nb; ++b) {
-        sum[b] += sample[b];
-        sumsq[b] += sample[b] * sample[b];
-        total += sample[b];
-      }
-      s.raw_samples.push_back(total);
-      ++m;
-      if (m >= min_probes_ && rel_tol > 0) {
-        bool done = true;
-        for (std::size_t b = 0; b < nb && done; ++b) {
-          double mean = sum[b] / m, var = std::max(0.0, (sumsq[b] - m * mean * mean) / (m - 1));
-          done = std::sqrt(var / m) <= rel_tol * std::abs(det[b] + mean);
-        }
-        if (done) break;
-      }
+      s.raw_samples.push_back(moments.add(sample, det_total));
+      if (moments.count() >= min_probes && rel_tol > 0 && moments.converged(rel_tol, det)) break;
     }
     s.blocks.resize(nb);
-    for (std::size_t b = 0; b < nb; ++b) {
-      double mean = sum[b] / m;
-      double var = m > 1 ? std::max(0.0, (sumsq[b] - m * mean * mean) / (m - 1)) : 0.0;
-      s.blocks[b] = {det[b] + mean, std::sqrt(var / m), m};
-    }
+    for (std::size_t b = 0; b < nb; ++b) s.blocks[b] = {det[b] + moments.mean(b), moments.std_error(b), moments.count()};
     s.hvps = oracle.hvp_count() - h0;
-    s.note = "sketch=" + std::to_string(k) + " residual_probes=" + std::to_string(m);
+    s.note = "sketch=" + std::to_string(k) + " residual_probes=" + std::to_string(moments.count());
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     s.peak_bytes = peak_rss_bytes();
     return s;
   }
 
  private:
-  std::int64_t max_hvps_, sketch_, min_probes_;
-  double rel_tol_;
+  ProbeSettings settings_;
+  std::int64_t sketch_;
 };
 
 }  // namespace

@@ -21,7 +21,8 @@ using test::TinySpec;
 // The tiny models are far too small to profit from intra-op threads, and on a loaded machine
 // OpenMP's spinning threads make them an order of magnitude slower: run each test single-threaded
 // and restore the process setting afterwards.
-class SingleThreaded : public ::testing::Test {
+template <class Base>
+class SingleThreadedFixture : public Base {
  protected:
   void SetUp() override {
     saved_ = torch::get_num_threads();
@@ -32,6 +33,7 @@ class SingleThreaded : public ::testing::Test {
  private:
   int saved_ = 1;
 };
+using SingleThreaded = SingleThreadedFixture<::testing::Test>;
 using EstimatorRegistry = SingleThreaded;
 using EstimatorHutchinson = SingleThreaded;
 using EstimatorDiagonal = SingleThreaded;
@@ -79,17 +81,7 @@ TEST_F(EstimatorRegistry, RejectsUnknownAndBadParams) {
   EXPECT_THROW(make("hutchinson", "{min_probes: 1}"), ConfigError);
 }
 
-class EstimatorEvery : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    saved_ = torch::get_num_threads();
-    torch::set_num_threads(1);
-  }
-  void TearDown() override { torch::set_num_threads(saved_); }
-
- private:
-  int saved_ = 1;
-};
+class EstimatorEvery : public SingleThreadedFixture<::testing::TestWithParam<std::string>> {};
 
 void expect_finite(const Sensitivity& s, const Partition& part, const std::string& what) {
   ASSERT_EQ(s.blocks.size(), part.blocks.size()) << what;

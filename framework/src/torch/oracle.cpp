@@ -1,6 +1,8 @@
 // CurvatureOracle: gradients, Hessian-vector products, per-example gradients, layer statistics.
 #include "hawq/oracle.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -243,6 +245,34 @@ void accumulate_blocks(const Partition& partition, std::size_t w, const torch::T
     const auto& b = partition.blocks[bi];
     out[bi] += x2.slice(0, b.row0, b.row1).slice(1, b.col0, b.col1).sum().item<double>();
   }
+}
+
+ProbeSettings::ProbeSettings(const Params& p)
+    : max_hvps_(p.get_int("max_hvps", -1)), min_probes_(p.get_int("min_probes", 4)), rel_tol_(p.get_double("rel_tol", -1)) {
+  if (min_probes_ < 2) throw ConfigError(p.where("min_probes") + ": at least 2 probes are needed for a standard error");
+}
+
+double ProbeMoments::add(const std::vector<double>& sample, double start) {
+  double total = start;
+  for (std::size_t b = 0; b < sum_.size(); ++b) {
+    sum_[b] += sample[b];
+    sumsq_[b] += sample[b] * sample[b];
+    total += sample[b];
+  }
+  ++n_;
+  return total;
+}
+
+double ProbeMoments::std_error(std::size_t b) const {
+  const double k = static_cast<double>(n_), m = mean(b);
+  const double var = n_ > 1 ? std::max(0.0, (sumsq_[b] - k * m * m) / (k - 1)) : 0.0;
+  return std::sqrt(var / k);
+}
+
+bool ProbeMoments::converged(double rel_tol, const std::vector<double>& offset) const {
+  for (std::size_t b = 0; b < sum_.size(); ++b)
+    if (!(std_error(b) <= rel_tol * std::abs((offset.empty() ? 0.0 : offset[b]) + mean(b)))) return false;
+  return true;
 }
 
 std::int64_t peak_rss_bytes() {
