@@ -446,6 +446,16 @@ std::vector<SummaryRow> read_summary(const std::string& path) {
 
 namespace {
 
+// A numeric attribute as double (integers convert), NaN when absent.
+double read_num_attr(hid_t obj, const char* name) {
+  double v = std::nan("");
+  if (H5Aexists(obj, name) <= 0) return v;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+  H5Aclose(a);
+  return v;
+}
+
 std::string read_str_attr(hid_t obj, const char* name) {
   if (H5Aexists(obj, name) <= 0) return "";
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
@@ -521,12 +531,8 @@ std::vector<PointBits> read_point_bits(const std::string& path) {
     pb.roles = read_strings(g, "role");
     pb.numel = read_vec<long long>(g, "numel", H5T_NATIVE_LLONG);
     pb.bits = read_vec<int>(g, "bits", H5T_NATIVE_INT);
-    for (auto [name, dst] : {std::pair{"cost_latency_us", &pb.latency_us}, std::pair{"latency_budget_us", &pb.latency_budget_us}})
-      if (H5Aexists(g, name) > 0) {
-        hid_t a = H5Aopen(g, name, H5P_DEFAULT);
-        H5Aread(a, H5T_NATIVE_DOUBLE, dst);
-        H5Aclose(a);
-      }
+    pb.latency_us = read_num_attr(g, "cost_latency_us");
+    pb.latency_budget_us = read_num_attr(g, "latency_budget_us");
     H5Gclose(g);
     out.push_back(std::move(pb));
   }
@@ -550,14 +556,10 @@ std::vector<EstimateRecord> read_estimates(const std::string& path) {
       e.estimator = read_str_attr(g, "estimator");
       e.partition = read_str_attr(g, "partition");
       e.quantity = read_str_attr(g, "quantity");
-      auto num = [&](const char* a) {
-        const std::string v = read_str_attr(g, a);
-        return v.empty() ? std::nan("") : std::stod(v);
-      };
-      e.hvps = num("hvps");
-      e.seconds = num("seconds");
-      e.peak_bytes = num("peak_bytes");
-      e.seed = static_cast<long long>(num("seed"));
+      e.hvps = read_num_attr(g, "hvps");
+      e.seconds = read_num_attr(g, "seconds");
+      e.peak_bytes = read_num_attr(g, "peak_bytes");
+      e.seed = static_cast<long long>(read_num_attr(g, "seed"));
       e.blocks = read_strings(g, "block");
       e.estimate = read_vec<double>(g, "estimate", H5T_NATIVE_DOUBLE);
       e.std_error = read_vec<double>(g, "std_error", H5T_NATIVE_DOUBLE);

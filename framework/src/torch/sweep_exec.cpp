@@ -130,15 +130,20 @@ AllocationProblem build_problem(const MethodSpec& m, const Partition& part, cons
   bits.budget = budget_bits * static_cast<double>(total) * (1 + 1e-12);
   p.resources.push_back(bits);
   if (latency) {
-    // Each block carries its share of its weight's measured GEMM latency at every width.
+    // Each block carries its share of its weight's measured GEMM latency at every width; the
+    // latencies are looked up once per weight, not once per block.
     Resource lat;
     lat.name = "latency_us";
     const std::int64_t mb = m.latency_batch;
+    std::vector<std::vector<double>> weight_us(part.weights.size());
     for (std::size_t i = 0; i < n; ++i) {
-      const auto& w = part.weights[part.blocks[i].weight];
+      const std::size_t wi = part.blocks[i].weight;
+      const auto& w = part.weights[wi];
+      if (weight_us[wi].empty())
+        for (int bw : m.candidate_bits) weight_us[wi].push_back(latency->layer_us(w.rows(), w.cols(), mb, bw));
       const double share = static_cast<double>(part.blocks[i].numel()) / static_cast<double>(w.numel());
       std::vector<double> c;
-      for (int bw : m.candidate_bits) c.push_back(share * latency->layer_us(w.rows(), w.cols(), mb, bw));
+      for (double us : weight_us[wi]) c.push_back(share * us);
       lat.cost.push_back(c);
     }
     lat.budget = std::numeric_limits<double>::infinity();
