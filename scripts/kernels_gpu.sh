@@ -54,8 +54,12 @@ if [ "${PIPESTATUS[0]}" -ne 0 ]; then
   compute-sanitizer --tool memcheck --print-limit 10 "$BUILD/kernels_test" --quick 2>&1 | tail -40 | tee -a "$LOG"
 fi
 
-say "== kernels_bench $*"
-"$BUILD/kernels_bench" --out "$OUT" "$@" 2>&1 | tee -a "$LOG"
+# The end-to-end decode step also runs the HAWQ-V3 allocations computed from the committed latency
+# table (bench/kernels/llama7b_allocation): configs/hardware/h100_llama7b_*.txt.
+ALLOC=()
+for f in "$ROOT"/configs/hardware/h100_llama7b_*.txt; do [ -f "$f" ] && ALLOC+=(--allocation "$f"); done
+say "== kernels_bench ${ALLOC[*]} $*"
+"$BUILD/kernels_bench" --out "$OUT" "${ALLOC[@]}" "$@" 2>&1 | tee -a "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 
 say "== int4pack peer"

@@ -1,6 +1,6 @@
 // Benchmark of the mixed-precision GEMV/GEMM kernels against cuBLAS fp16, in one run on one GPU.
 //
-//   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e]
+//   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE]
 //
 // For every shape (N x K) and M in {1, 16, 128}: cuBLAS fp16 (cublasGemmEx, fp32 accumulate) and
 // the packed variants (uniform 2/3/4/8-bit aligned, uniform 4-bit unaligned, mixed {2,4,8} on
@@ -13,8 +13,10 @@
 // the same run. Writes DIR/kernels.csv, DIR/kernels.json and DIR/latency.yaml (the latency table
 // the `hardware` allocator reads: a YAML list of {n, k, m, bits, layout, us}).
 // An end-to-end LLaMA-7B decode step (32 layers of q,k,v,o 4096x4096, gate/up 11008x4096,
-// down 4096x11008; M = 1; the GEMVs only, one graph) compares cuBLAS fp16 with uniform 4-bit and
-// the mixed allocations.
+// down 4096x11008; M = 1; the GEMVs only, one graph) compares cuBLAS fp16 with uniform 4-bit, the
+// random mixed maps and, per --allocation FILE, a HAWQ-V3 allocation (written by llama7b_allocation:
+// one width per weight or per block of rows, per layer; the variant is named in the file), whose
+// predicted latency it prints beside the measured one.
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -36,6 +38,7 @@
 
 #include "hawq/kernels/format.h"
 #include "hawq/kernels/gemm.h"
+#include "read_floor.h"
 
 using namespace hawq::kernels;
 
@@ -166,12 +169,19 @@ struct Row {
          pct_copy = 0, rel_err = 0;
   int warps = 0, splits = 0, copies = 0;
   int gemv = 0;  // units per batch of the M = 1 GEMV path when it was the fastest configuration
+  bool sk = false;     // ... in its stream-K form (unit runs over one wave of blocks)
+  bool whole = false;  // ... with whole row tiles per block
 };
 
-// Which kernel path a row's timing came from: cublas, mma (the GEMM) or gemvU (the M = 1 GEMV).
+// Which kernel path a row's timing came from: cublas, mma (the GEMM), gemvU (the M = 1 GEMV over a
+// (row block, K split) grid), skU (the M = 1 GEMV in stream-K form, equal runs) or sktU (stream-K,
+// whole row tiles per block); U = units per batch.
 const char* path_name(const Row& r) {
   static const char* names[] = {"mma", "gemv1", "gemv2", "gemv3", "gemv4"};
-  return r.bits == 16 ? "cublas" : names[r.gemv >= 0 && r.gemv <= 4 ? r.gemv : 0];
+  static const char* sk_names[] = {"mma", "sk1", "sk2", "sk3", "sk4"};
+  static const char* skt_names[] = {"mma", "skt1", "skt2", "skt3", "skt4"};
+  const int u = r.gemv >= 0 && r.gemv <= 4 ? r.gemv : 0;
+  return r.bits == 16 ? "cublas" : r.sk ? (r.whole ? skt_names[u] : sk_names[u]) : names[u];
 }
 
 double median(std::vector<double> v) {
@@ -251,6 +261,7 @@ std::string today() {
 
 struct Options {
   std::string out = "results/kernels";
+  std::vector<std::string> allocations;  // --allocation (repeatable): allocations for the decode step
   int reps = 50;
   bool quick = false, e2e = true;
 };
@@ -265,6 +276,13 @@ struct Context {
   double copy_gbps;
   std::string card;
   Options opt;
+  unsigned* sink;  // stream-read result (never written in practice)
+  struct Floor {
+    int n, k;
+    double bytes, us, gbps, pct_copy;
+    int blocks;
+  };
+  std::vector<Floor> floors;  // plain streaming read of the u4 M = 1 bytes, per shape
 };
 
 void cublas_gemm(Context& c, const __half* w, int n, int k, int m, const __half* x, __half* y,
@@ -364,7 +382,13 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
             for (int wp : {4, 8})
               for (int sp : {1, 2, 3, 4, 6, 8})
                 if (sp <= std::max(1, G / 2)) cands.push_back({wp, sp, false, u});
-        double best_t = 1e30, best_gemv_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_mma_t = 1e30;
+        if (m == 1 && v.pack_layout == Layout::kAligned)  // ... in stream-K form (one wave of blocks)
+          for (int u : {1, 2, 4}) {
+            for (int wp : {4, 8}) cands.push_back({wp, 1, false, u, true});       // equal runs
+            for (int wp : {8, 16, 32}) cands.push_back({wp, 1, false, u, true, true});  // whole tiles
+          }
+        double best_t = 1e30, best_gemv_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_mma_t = 1e30,
+               best_sk_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_skt_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
         for (const LaunchConfig& cfg : cands) {
           if (shared_bytes(copies[0].view(), m, cfg.warps) > max_shared_bytes()) continue;
           if (mixed_gemm(copies[0].view(), c.x, c.y, m, c.ws, cfg, c.stream) != cudaSuccess) {
@@ -381,15 +405,22 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
             best_t = t.median_us;
             best = cfg;
           }
-          if (cfg.gemv) best_gemv_t[cfg.gemv] = std::min(best_gemv_t[cfg.gemv], t.median_us);
+          if (cfg.gemv && cfg.stream_k && cfg.whole_tiles)
+            best_skt_t[cfg.gemv] = std::min(best_skt_t[cfg.gemv], t.median_us);
+          else if (cfg.gemv && cfg.stream_k) best_sk_t[cfg.gemv] = std::min(best_sk_t[cfg.gemv], t.median_us);
+          else if (cfg.gemv) best_gemv_t[cfg.gemv] = std::min(best_gemv_t[cfg.gemv], t.median_us);
           else best_mma_t = std::min(best_mma_t, t.median_us);
         }
         row.warps = best.warps;
         row.splits = best.splits;
         row.gemv = best.gemv;
+        row.sk = best.gemv && best.stream_k;
+        row.whole = row.sk && best.whole_tiles;
         if (best_gemv_t[4] < 1e30)
-          std::printf("  (tuning %s M=1: best mma %.2f us, gemv1 %.2f us, gemv2 %.2f us, gemv4 %.2f us)\n",
-                      v.name.c_str(), best_mma_t, best_gemv_t[1], best_gemv_t[2], best_gemv_t[4]);
+          std::printf("  (tuning %s M=1: best mma %.2f us, gemv1/2/4 %.2f %.2f %.2f us, sk1/2/4 %.2f %.2f %.2f us, "
+                      "skt1/2/4 %.2f %.2f %.2f us)\n",
+                      v.name.c_str(), best_mma_t, best_gemv_t[1], best_gemv_t[2], best_gemv_t[4], best_sk_t[1],
+                      best_sk_t[2], best_sk_t[4], best_skt_t[1], best_skt_t[2], best_skt_t[4]);
         g_tuned[v.name + " " + std::to_string(n) + " " + std::to_string(k) + " " + std::to_string(m)] = best;
         call = [&, m, best](cudaStream_t s, int i) {
           CUDA_OK(mixed_gemm(copies[i].view(), c.x, c.y, m, c.ws, best, s));
@@ -415,7 +446,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
       std::printf("  %-16s M=%-3d %9.2f us  x%5.2f vs cuBLAS  %7.1f GB/s (%5.1f%% of copy)  err %.1e  "
                   "cfg %d/%d%s  bits %.2f\n",
                   v.name.c_str(), m, row.us, row.speedup, row.gbps, row.pct_copy, row.rel_err,
-                  row.warps, row.splits, row.gemv ? (" gemv" + std::to_string(row.gemv)).c_str() : "", row.avg_bits);
+                  row.warps, row.splits, row.gemv ? (std::string(" ") + path_name(row)).c_str() : "", row.avg_bits);
       std::fflush(stdout);
       rows.push_back(row);
       // The same configuration with programmatic dependent launch: each GEMM requests its first
@@ -448,6 +479,33 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
         std::fflush(stdout);
         rows.push_back(pr);
       }
+      // The floor for these bytes: a plain streaming read over the same rotating copies (launch,
+      // ramp-up and tail included), best of three grid sizes.
+      if (v.name == "u4" && m == 1) {
+        Context::Floor fl{n, k, wbytes, 1e30, 0, 0, 0};
+        for (int per_sm : {4, 8, 16}) {
+          const int blocks = per_sm * c.sms;
+          const Timing t = time_graph(
+              c.stream,
+              [&](cudaStream_t s) {
+                for (int i = 0; i < R; ++i)
+                  CUDA_OK(launch_stream_read(copies[i].view().data, copies[i].view().bytes / 16 * 16, c.sink,
+                                             blocks, s));
+              },
+              R, c.opt.reps, 3);
+          if (t.median_us < fl.us) {
+            fl.us = t.median_us;
+            fl.blocks = blocks;
+          }
+        }
+        fl.gbps = fl.bytes / (fl.us * 1e-6) / 1e9;
+        fl.pct_copy = 100.0 * fl.gbps / c.copy_gbps;
+        std::printf("  %-16s M=%-3d %9.2f us  (plain read of the u4 bytes: %7.1f GB/s, %5.1f%% of copy; "
+                    "u4 takes %.2fx its time)\n",
+                    "read_floor", m, fl.us, fl.gbps, fl.pct_copy, row.us / fl.us);
+        std::fflush(stdout);
+        c.floors.push_back(fl);
+      }
     }
     (void)prep_s;
     for (__half* d : dense) cudaFree(d);
@@ -457,7 +515,69 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
 struct E2E {
   std::string variant;
   double us = 0, speedup = 1, weight_bytes = 0, avg_bits = 16;
+  double predicted_us = 0;  // hawq_v3: the allocator's latency estimate from the table
 };
+
+// A per-layer allocation file (llama7b_allocation): "layer role row_begin row_end bits" lines and
+// '#' comments, one of which carries the predicted latency. Exits with a message naming the file
+// and line on malformed input or rows left uncovered.
+struct LayerAllocation {
+  std::string variant = "hawq_v3";  // from the "# variant: NAME" line
+  std::map<std::pair<int, std::string>, std::vector<BitBlock>> blocks;  // (layer, role) -> row blocks
+  double predicted_us = 0;
+};
+LayerAllocation read_allocation(const std::string& path, int layers, const std::vector<std::pair<std::string, std::pair<int, int>>>& mats) {
+  LayerAllocation a;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) {
+    std::fprintf(stderr, "FATAL %s: cannot open\n", path.c_str());
+    std::exit(2);
+  }
+  char line[512];
+  int lineno = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    ++lineno;
+    if (line[0] == '#') {
+      const char* key = std::strstr(line, "predicted M=1 latency of the 224 GEMVs:");
+      if (key) std::sscanf(key + std::strlen("predicted M=1 latency of the 224 GEMVs:"), "%lf", &a.predicted_us);
+      char name[64] = {0};
+      if (std::sscanf(line, "# variant: %63s", name) == 1) a.variant = name;
+      continue;
+    }
+    if (line[0] == '\n' || line[0] == 0) continue;
+    int layer = -1, r0 = -1, r1 = -1, bits = 0;
+    char role[64] = {0};
+    bool known = false;
+    int k = 0;
+    if (std::sscanf(line, "%d %63s %d %d %d", &layer, role, &r0, &r1, &bits) == 5)
+      for (const auto& m : mats)
+        if (m.first == role) {
+          known = true;
+          k = m.second.second;
+          if (r1 > m.second.first) known = false;
+        }
+    if (!known || layer < 0 || layer >= layers || r0 < 0 || r1 <= r0 || r0 % kTileRows || r1 % kTileRows ||
+        !(bits == 2 || bits == 3 || bits == 4 || bits == 8)) {
+      std::fprintf(stderr, "FATAL %s:%d: expected \"layer role row_begin row_end bits\" with layer < %d, a LLaMA-7B "
+                           "projection, rows in range and multiples of 16, bits in {2,3,4,8}\n",
+                   path.c_str(), lineno, layers);
+      std::exit(2);
+    }
+    a.blocks[{layer, role}].push_back({r0, r1, 0, k, bits});
+  }
+  std::fclose(f);
+  for (int l = 0; l < layers; ++l)
+    for (const auto& m : mats) {
+      long rows = 0;
+      for (const BitBlock& b : a.blocks[{l, m.first}]) rows += b.row1 - b.row0;
+      if (rows != m.second.first) {
+        std::fprintf(stderr, "FATAL %s: layer %d %s: blocks cover %ld of %d rows\n", path.c_str(), l, m.first.c_str(),
+                     rows, m.second.first);
+        std::exit(2);
+      }
+    }
+  return a;
+}
 
 // LLaMA-7B decode step: 32 x {q,k,v,o: 4096x4096; gate,up: 11008x4096; down: 4096x11008}, M = 1.
 std::vector<E2E> bench_e2e(Context& c) {
@@ -476,9 +596,24 @@ std::vector<E2E> bench_e2e(Context& c) {
   const std::vector<std::uint16_t> xh = random_x(1, 11008, 5);
   CUDA_OK(cudaMemcpy(c.x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
 
+  std::map<std::string, LayerAllocation> allocs;  // by variant name
+  std::vector<std::string> variants = {"cublas_fp16", "u4", "mixed_aligned", "mixed_unaligned"};
+  for (const std::string& file : c.opt.allocations) {
+    std::vector<std::pair<std::string, std::pair<int, int>>> shapes;
+    for (const Mat& mt : mats) shapes.push_back({mt.role, {mt.n, mt.k}});
+    LayerAllocation a = read_allocation(file, L, shapes);
+    if (allocs.count(a.variant) || a.variant.find("_pdl") != std::string::npos ||
+        std::find(variants.begin(), variants.end(), a.variant) != variants.end()) {
+      std::fprintf(stderr, "FATAL %s: variant name '%s' is taken\n", file.c_str(), a.variant.c_str());
+      std::exit(2);
+    }
+    variants.push_back(a.variant);
+    allocs[a.variant] = std::move(a);
+  }
+  for (std::size_t i = 1, nv = variants.size(); i < nv; ++i) variants.push_back(variants[i] + "_pdl");
   double fp16_us = 0;
-  for (const char* vname : {"cublas_fp16", "u4", "mixed_aligned", "mixed_unaligned", "u4_pdl",
-                            "mixed_aligned_pdl", "mixed_unaligned_pdl"}) {
+  for (const std::string& vs : variants) {
+    const char* vname = vs.c_str();
     std::string name = vname;
     const bool pdl = name.size() > 4 && name.substr(name.size() - 4) == "_pdl";
     if (pdl) name = name.substr(0, name.size() - 4);
@@ -511,6 +646,19 @@ std::vector<E2E> bench_e2e(Context& c) {
         for (int l = 0; l < L; ++l)
           for (int j = 0; j < 7; ++j) cublas_gemm(c, dense[l * 7 + j], mats[j].n, mats[j].k, 1, c.x, c.y, s);
       };
+    } else if (allocs.count(name)) {  // one packing per layer: every layer has its own map
+      LayerAllocation& alloc = allocs[name];
+      for (int l = 0; l < L; ++l)
+        for (int j = 0; j < 7; ++j) {
+          const PackedWeights p =
+              pack_weights(wf[j].data(), mats[j].n, mats[j].k, alloc.blocks[{l, mats[j].role}], Layout::kAligned);
+          code_bits += p.avg_bits() * mats[j].n * static_cast<double>(mats[j].k);
+          numel += static_cast<double>(mats[j].n) * mats[j].k;
+          packed.emplace_back(p);
+          e.weight_bytes += static_cast<double>(packed.back().view().bytes);
+        }
+      e.avg_bits = code_bits / numel;
+      e.predicted_us = alloc.predicted_us;
     } else {
       std::vector<GpuWeights> first;
       for (int j = 0; j < 7; ++j) {
@@ -534,16 +682,22 @@ std::vector<E2E> bench_e2e(Context& c) {
           e.weight_bytes += static_cast<double>(packed.back().view().bytes);
         }
       e.avg_bits = code_bits / numel;
+    }
+    if (name != "cublas_fp16")
       enqueue = [&](cudaStream_t s) {
         for (int l = 0; l < L; ++l)
           for (int j = 0; j < 7; ++j) {
-            const std::string key = name + " " + std::to_string(mats[j].n) + " " + std::to_string(mats[j].k) + " 1";
-            LaunchConfig cfg = g_tuned.count(key) ? g_tuned[key] : auto_config(packed[j].view(), 1);
+            // the configuration tuned for this shape: allocations run the one tuned for the uniform
+            // width of the matrix, or the one tuned on random mixed maps
+            const DeviceWeights& v = packed[l * 7 + j].view();
+            std::string tuned = name;
+            if (allocs.count(name)) tuned = v.uniform_bits ? "u" + std::to_string(v.uniform_bits) : "mixed_aligned";
+            const std::string key = tuned + " " + std::to_string(mats[j].n) + " " + std::to_string(mats[j].k) + " 1";
+            LaunchConfig cfg = g_tuned.count(key) ? g_tuned[key] : auto_config(v, 1);
             cfg.pdl = pdl;
             CUDA_OK(mixed_gemm(packed[l * 7 + j].view(), c.x, c.y, 1, c.ws, cfg, s));
           }
       };
-    }
     enqueue(c.stream);
     CUDA_OK(cudaStreamSynchronize(c.stream));
     const Timing t = time_graph(c.stream, enqueue, 1, std::max(10, c.opt.reps / 2), 2);
@@ -551,9 +705,11 @@ std::vector<E2E> bench_e2e(Context& c) {
     if (name == "cublas_fp16") fp16_us = e.us;
     e.speedup = fp16_us > 0 ? fp16_us / e.us : 1.0;
     std::printf("  %-16s %9.1f us per decode step  x%5.2f vs cuBLAS fp16  weights %.2f GB  avg bits %.2f  "
-                "%.0f GB/s\n",
+                "%.0f GB/s",
                 vname, e.us, e.speedup, e.weight_bytes / 1e9, e.avg_bits,
                 e.weight_bytes / (e.us * 1e-6) / 1e9);
+    if (e.predicted_us > 0) std::printf("  (allocator's estimate %.1f us)", e.predicted_us);
+    std::printf("\n");
     std::fflush(stdout);
     out.push_back(e);
     for (__half* d : dense) cudaFree(d);
@@ -616,12 +772,19 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
                    r.speedup, r.gbps, r.pct_copy, r.rel_err, r.warps, r.splits,
                    path_name(r), i + 1 < rows.size() ? "," : "");
     }
+    std::fprintf(f, "  ],\n  \"read_floor\": [\n");
+    for (std::size_t i = 0; i < c.floors.size(); ++i) {
+      const Context::Floor& fl = c.floors[i];
+      std::fprintf(f, "    {\"n\": %d, \"k\": %d, \"bytes\": %.0f, \"us\": %.3f, \"gbps\": %.1f, \"pct_copy_bw\": %.2f, "
+                      "\"blocks\": %d}%s\n",
+                   fl.n, fl.k, fl.bytes, fl.us, fl.gbps, fl.pct_copy, fl.blocks, i + 1 < c.floors.size() ? "," : "");
+    }
     std::fprintf(f, "  ],\n  \"e2e_llama7b_decode\": [\n");
     for (std::size_t i = 0; i < e2e.size(); ++i)
       std::fprintf(f, "    {\"variant\": \"%s\", \"us\": %.2f, \"speedup_vs_cublas\": %.4f, \"weight_bytes\": %.0f, "
-                      "\"avg_bits\": %.3f}%s\n",
+                      "\"avg_bits\": %.3f, \"predicted_us\": %.2f}%s\n",
                    e2e[i].variant.c_str(), e2e[i].us, e2e[i].speedup, e2e[i].weight_bytes, e2e[i].avg_bits,
-                   i + 1 < e2e.size() ? "," : "");
+                   e2e[i].predicted_us, i + 1 < e2e.size() ? "," : "");
     std::fprintf(f, "  ]\n}\n");
     std::fclose(f);
   }
@@ -637,8 +800,9 @@ int main(int argc, char** argv) {
     else if (a == "--reps" && i + 1 < argc) opt.reps = std::max(5, std::atoi(argv[++i]));
     else if (a == "--quick") opt.quick = true;
     else if (a == "--no-e2e") opt.e2e = false;
+    else if (a == "--allocation" && i + 1 < argc) opt.allocations.push_back(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e]\n");
+      std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE]\n");
       return 2;
     }
   }
@@ -664,6 +828,7 @@ int main(int argc, char** argv) {
   c.ws = make_workspace(nmax);
   CUDA_OK(cudaMalloc(&c.x, static_cast<std::size_t>(128) * kmax * 2));
   CUDA_OK(cudaMalloc(&c.y, static_cast<std::size_t>(128) * nmax * 2));
+  CUDA_OK(cudaMalloc(&c.sink, sizeof(unsigned)));
   c.copy_gbps = copy_bandwidth_gbps(c.stream);
   std::printf("card: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", c.card.c_str(),
               c.sms, prop.l2CacheSize >> 20, c.copy_gbps);
@@ -705,6 +870,7 @@ int main(int argc, char** argv) {
   free_workspace(c.ws);
   cudaFree(c.x);
   cudaFree(c.y);
+  cudaFree(c.sink);
   cudaFree(cublas_ws);
   cublasDestroy(c.cublas);
   if (g_failures) {

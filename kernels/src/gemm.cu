@@ -42,6 +42,9 @@ struct Params {
   int data_bytes;  // code bytes per warp slot (chunks of 512 B)
   int row2_off;    // unaligned: offset of the second row's words in the slot
   int uniform_bits;  // GEMV: every unit has this width at offset index * unit bytes (0 = read meta)
+  int sk_tiles;      // stream-K GEMV: row tiles one block can touch (shared row accumulators)
+  int sk_units;      // stream-K GEMV: most units of one warp's run (metadata slots per warp)
+  int sk_whole;      // stream-K GEMV: block runs are whole row tiles (nothing combined across blocks)
 };
 
 struct DevOps {
@@ -641,6 +644,162 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
   finish_splits<WARPS>(p, 1, s_last);
 }
 
+// ---------------------------------------------------------------- M = 1, stream-K GEMV
+//
+// The same per-unit work as gemv_kernel, but the units (row tile rt, group g) are taken in their
+// storage order t = rt * G + g and cut into contiguous runs, one per block and, inside a block,
+// one per warp (equal to +-1 unit). Two ways to cut the block runs:
+//   * balanced (p.sk_whole = 0): every block gets T/nb units, so with one wave of blocks every SM
+//     streams the same number of units; a row tile that two blocks share is combined through the
+//     fp32 workspace by the last of them (arrival counter per row tile);
+//   * whole tiles (p.sk_whole = 1): every block gets R/nb whole row tiles, so nothing is combined
+//     across blocks (no workspace, no end-of-kernel round trips through L2) at the price of +-1
+//     tile per block; large blocks (up to 32 warps) keep that imbalance small per SM.
+// A warp sums a row tile's units in registers and adds them into the block's shared row
+// accumulators when the tile ends; after the barrier the block writes the row tiles it covered.
+// Shared memory: x of all K (G * 256 B), 16 zero bytes, the row accumulators (p.sk_tiles * 16
+// floats) and, for mixed widths, the metadata words of each warp's run (p.sk_units per warp).
+// The warp count is the block size (blockDim.x / 32); the launch bound caps registers at what the
+// per-SM warp target of the width and batch allows.
+
+// Block owning unit t of T when T units are cut into nb runs.
+__device__ __forceinline__ int sk_block_of(long long t, long long T, long long nb) {
+  return static_cast<int>(((t + 1) * nb - 1) / T);
+}
+
+// Threads per SM the stream-K kernel is built for (its register cap): the GEMV's warp target,
+// 16 warps for the 4-unit batches.
+template <int MAXB, int U>
+constexpr int gemv_sk_threads() {
+  return (gemv_warps_per_sm<MAXB, U>() ? gemv_warps_per_sm<MAXB, U>() : 16) * 32;
+}
+
+template <int MAXB, int U, bool UNI>
+__global__ void __launch_bounds__(gemv_sk_threads<MAXB, U>(), 1) gemv_sk_kernel(const Params p) {
+  const int THREADS = blockDim.x, WARPS = THREADS / 32;
+  constexpr int MAXW = 2 * MAXB < 4 ? 4 : 2 * MAXB;
+  extern __shared__ __align__(16) std::uint8_t smem[];
+  __shared__ int s_last[2];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
+  const int G = p.groups;
+  // Unit indices fit in 32 bits (checked on the host); the products below do not.
+  const long long T = static_cast<long long>(p.row_tiles) * G;
+  const int c0 = p.sk_whole ? static_cast<int>(static_cast<long long>(blockIdx.x) * p.row_tiles / gridDim.x) * G
+                            : static_cast<int>(blockIdx.x * T / gridDim.x);
+  const int c1 = p.sk_whole ? static_cast<int>(static_cast<long long>(blockIdx.x + 1) * p.row_tiles / gridDim.x) * G
+                            : static_cast<int>((blockIdx.x + 1) * T / gridDim.x);
+  const int t0 = c0 + warp * (c1 - c0) / WARPS, nu = c0 + (warp + 1) * (c1 - c0) / WARPS - t0;
+  const int rt_base = c0 / G;
+  std::uint32_t* xs = reinterpret_cast<std::uint32_t*>(smem);  // G * 64 fp16 pairs
+  std::uint32_t* zs = xs + static_cast<std::size_t>(G) * 64;    // 16 zero bytes
+  float* racc = reinterpret_cast<float*>(zs + 4);               // p.sk_tiles * 16 row sums
+  std::uint32_t* ms = reinterpret_cast<std::uint32_t*>(racc + p.sk_tiles * 16) + warp * p.sk_units;
+
+  grid_dep_launch_dependents();
+  if constexpr (!UNI) {
+    for (int j = lane; j < nu; j += 32) ms[j] = __ldg(p.meta + t0 + j);
+    __syncwarp();
+  }
+  std::uint32_t w0[U][MAXW], w1[U][MAXW], sc0[U], sc1[U], m0[U], mm1[U];
+  const std::uint32_t* scales = p.scales + static_cast<std::size_t>(t0) * 8 + gid;  // unit t: scales[t * 8 + gid]
+  const std::uint8_t* units = p.data + (UNI ? static_cast<std::size_t>(t0) * frag::aligned_unit_bytes(MAXB) : 0);
+  auto load = [&](std::uint32_t (&w)[U][MAXW], std::uint32_t (&sc)[U], std::uint32_t (&mb)[U], int j0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = j0 + u;
+      if (j < nu) {
+        sc[u] = __ldg(scales + static_cast<std::size_t>(j) * 8);
+        if constexpr (UNI) {
+          gemv_load_unit<MAXB>(w[u], units + static_cast<std::size_t>(j) * frag::aligned_unit_bytes(MAXB), lane);
+        } else {
+          mb[u] = ms[j];
+          gemv_load_any<MAXB>(w[u], p.data, mb[u], lane);
+        }
+      }
+    }
+  };
+  load(w0, sc0, m0, 0);
+  grid_dep_wait();
+  {
+    const uint4* xg = reinterpret_cast<const uint4*>(p.x);
+    for (int c = tid; c < G * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = xg[c];
+    if (tid < 4) zs[tid] = 0u;
+    for (int i = tid; i < p.sk_tiles * 16; i += THREADS) racc[i] = 0.f;
+  }
+  __syncthreads();
+
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  int g = t0 % G, tile = t0 / G - rt_base;
+  auto flush = [&]() {
+    if (tig == 0) {
+      atomicAdd(racc + tile * 16 + gid, acc[0]);
+      atomicAdd(racc + tile * 16 + gid + 8, acc[2]);
+    }
+    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+  };
+  const std::uint32_t xbase = smem_u32(xs), zero = smem_u32(zs);
+  auto compute = [&](const std::uint32_t (&w)[U][MAXW], const std::uint32_t (&sc)[U], const std::uint32_t (&mb)[U],
+                     int j0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (j0 + u < nu) {
+        if constexpr (UNI) gemv_unit<MAXB>(acc, w[u], sc[u], xbase + g * 256, zero, lane);
+        else gemv_any<MAXB>(acc, w[u], mb[u], sc[u], xbase + g * 256, zero, lane);
+        if (++g == G) {  // the row tile is complete: hand its sums to the block
+          flush();
+          g = 0;
+          ++tile;
+        }
+      }
+    }
+  };
+  for (int j0 = 0; j0 < nu; j0 += 2 * U) {
+    load(w1, sc1, mm1, j0 + U);
+    compute(w0, sc0, m0, j0);
+    load(w0, sc0, m0, j0 + 2 * U);
+    compute(w1, sc1, mm1, j0 + U);
+  }
+  if (g != 0 && nu > 0) flush();  // the run ended inside a row tile
+  __syncthreads();
+
+  // Row tiles [rt_base, rt_end] of this block; only the first and the last can be shared.
+  if (c1 <= c0) return;
+  const int rt_end = (c1 - 1) / G, ntiles = rt_end - rt_base + 1;
+  auto whole = [&](int rt) { return rt * G >= c0 && (rt + 1) * G <= c1; };
+  for (int i = tid; i < ntiles * 16; i += THREADS) {
+    const int rt = rt_base + i / 16;
+    const std::size_t row = static_cast<std::size_t>(rt) * kTileRows + i % 16;
+    if (whole(rt)) p.y[row] = __float2half_rn(racc[i]);
+    else atomicAdd(p.ws + row, racc[i]);
+  }
+  const bool first_shared = !whole(rt_base), last_shared = rt_end != rt_base && !whole(rt_end);
+  if (!first_shared && !last_shared) return;
+  __threadfence();
+  __syncthreads();
+  if (tid < 2) {
+    const int rt = tid == 0 ? rt_base : rt_end;
+    int last = 0;
+    if (tid == 0 ? first_shared : last_shared) {
+      const long long a = static_cast<long long>(rt) * G, b = a + G - 1;
+      const unsigned contributors =
+          static_cast<unsigned>(sk_block_of(b, T, gridDim.x) - sk_block_of(a, T, gridDim.x) + 1);
+      last = atomicAdd(p.counters + rt, 1u) == contributors - 1;
+    }
+    s_last[tid] = last;
+  }
+  __syncthreads();
+  if (tid < 32) {
+    const int which = tid / 16, rt = which == 0 ? rt_base : rt_end;
+    if (s_last[which]) {
+      __threadfence();
+      const std::size_t row = static_cast<std::size_t>(rt) * kTileRows + tid % 16;
+      p.y[row] = __float2half_rn(__ldcg(p.ws + row));
+      __stcg(p.ws + row, 0.f);
+      if (tid % 16 == 0) p.counters[rt] = 0;
+    }
+  }
+}
+
 using GemvFn = void (*)(Params);
 
 template <int WARPS, int U>
@@ -661,8 +820,36 @@ GemvFn pick_gemv(int warps, int max_bits, int units) {
   return warps == 4 ? pick_gemv_u<4>(max_bits, units) : pick_gemv_u<8>(max_bits, units);
 }
 
+template <int U, bool UNI>
+GemvFn pick_gemv_sk_b(int max_bits) {
+  switch (max_bits) {
+    case 2: return gemv_sk_kernel<2, U, UNI>;
+    case 3: return gemv_sk_kernel<3, U, UNI>;
+    case 4: return gemv_sk_kernel<4, U, UNI>;
+    default: return gemv_sk_kernel<8, (U > 2 ? 2 : U), UNI>;
+  }
+}
+template <bool UNI>
+GemvFn pick_gemv_sk_u(int max_bits, int units) {
+  return units == 1 ? pick_gemv_sk_b<1, UNI>(max_bits) : units == 2 ? pick_gemv_sk_b<2, UNI>(max_bits)
+                                                                     : pick_gemv_sk_b<4, UNI>(max_bits);
+}
+// uniform: the matrix has one width, max_bits, in unit order (DeviceWeights::uniform_bits)
+GemvFn pick_gemv_sk(int max_bits, int units, bool uniform) {
+  return uniform ? pick_gemv_sk_u<true>(max_bits, units) : pick_gemv_sk_u<false>(max_bits, units);
+}
+// Largest block the stream-K kernel of this width and batch accepts, warps.
+int gemv_sk_max_warps(int max_bits, int units) {
+  if (max_bits > 4) return (units == 1 ? gemv_sk_threads<8, 1>() : gemv_sk_threads<8, 2>()) / 32;
+  return (units == 1 ? gemv_sk_threads<4, 1>() : units == 2 ? gemv_sk_threads<4, 2>() : gemv_sk_threads<4, 4>()) / 32;
+}
+
 std::size_t gemv_shared_bytes(int ng, int warps) {
   return static_cast<std::size_t>(ng) * 256 + 16 + static_cast<std::size_t>(warps) * ng * 4;
+}
+std::size_t gemv_sk_shared_bytes(int G, int tiles, int units_per_warp, int warps) {
+  return static_cast<std::size_t>(G) * 256 + 16 + static_cast<std::size_t>(tiles) * 16 * 4 +
+         static_cast<std::size_t>(warps) * units_per_warp * 4;
 }
 
 using KernelFn = void (*)(Params);
@@ -722,7 +909,8 @@ const DeviceInfo& device_info() {
       for (int w : {4, 8})
         for (int b : {2, 3, 4, 8})
           for (int u : {1, 2, 4})
-            cudaFuncSetAttribute(pick_gemv(w, b, u), cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
+            for (GemvFn f : {pick_gemv(w, b, u), pick_gemv_sk(b, u, false), pick_gemv_sk(b, u, true)})
+              cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
       cudaGetLastError();  // do not leave a failed attribute call as the sticky "last error"
       cudaSetDevice(prev);
     }
@@ -834,7 +1022,7 @@ void GpuWeights::release() {
 Workspace make_workspace(int max_n) {
   Workspace ws;
   ws.acc_floats = static_cast<std::size_t>(max_n) * kMaxChunkM;
-  ws.num_counters = static_cast<std::size_t>((max_n / kTileRows + 3) / 4);
+  ws.num_counters = static_cast<std::size_t>(max_n / kTileRows + 1);  // per row tile (stream-K GEMV)
   check_cuda(cudaMalloc(&ws.acc, ws.acc_floats * 4), "cudaMalloc(workspace)");
   check_cuda(cudaMalloc(&ws.counters, ws.num_counters * 4), "cudaMalloc(workspace)");
   check_cuda(cudaMemset(ws.acc, 0, ws.acc_floats * 4), "cudaMemset(workspace)");
@@ -880,6 +1068,66 @@ LaunchConfig auto_config(const DeviceWeights& w, int m) {
   return cfg;
 }
 
+// The stream-K GEMV (M = 1, aligned layout): grid and shared memory from the config.
+cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, const Workspace& ws,
+                           LaunchConfig cfg, cudaStream_t stream) {
+  const DeviceInfo& info = device_info();
+  if (cfg.gemv < 1 || cfg.gemv > 4 || cfg.warps < 0) return cudaErrorInvalidValue;
+  const int warps = std::min(cfg.warps ? cfg.warps : 8, gemv_sk_max_warps(w.max_bits, cfg.gemv));
+  const int G = w.k / kGroupSize, row_tiles = w.n / kTileRows;
+  const long long T = static_cast<long long>(row_tiles) * G;
+  if (T * frag::aligned_unit_bytes(8) / 16 >= (1ll << 28)) return cudaErrorInvalidValue;  // 32-bit unit indices
+  const bool uniform = w.uniform_bits != 0 && w.uniform_bits == w.max_bits;
+  const GemvFn fn = pick_gemv_sk(w.max_bits, cfg.gemv, uniform);
+  Params p{};
+  p.data = w.data;
+  p.meta = w.meta;
+  p.scales = w.scales;
+  p.x = x;
+  p.y = y;
+  p.ws = ws.acc;
+  p.counters = ws.counters;
+  p.n = w.n;
+  p.k = w.k;
+  p.m = 1;
+  p.groups = G;
+  p.row_tiles = row_tiles;
+  p.splits = 1;
+  p.uniform_bits = w.uniform_bits;
+  p.sk_whole = cfg.whole_tiles ? 1 : 0;
+  const auto sizes = [&](int blocks) {  // shared row tiles and metadata slots for a grid
+    const long long per_block =
+        cfg.whole_tiles ? (row_tiles + blocks - 1) / blocks * G : (T + blocks - 1) / blocks;
+    p.sk_tiles = static_cast<int>((per_block + G - 1) / G + (cfg.whole_tiles ? 0 : 1));
+    p.sk_units = uniform ? 0 : static_cast<int>((per_block + warps - 1) / warps);
+    return gemv_sk_shared_bytes(G, p.sk_tiles, p.sk_units, warps);
+  };
+  // at least a warp's share of units (or a row tile) per block
+  const int most = static_cast<int>(cfg.whole_tiles ? row_tiles : std::min<long long>((T + warps - 1) / warps, 1 << 30));
+  int blocks = cfg.blocks;
+  if (blocks <= 0) {  // one wave: as many blocks as fit on the device at once
+    blocks = most;
+    for (int pass = 0; pass < 2; ++pass) {  // the shared memory depends on the grid and back
+      int per_sm = 1;
+      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, warps * 32, sizes(blocks)) != cudaSuccess) {
+        cudaGetLastError();
+        per_sm = 1;
+      }
+      blocks = std::min(most, std::max(1, per_sm) * std::max(1, info.sms));
+    }
+  }
+  blocks = std::min(blocks, most);
+  if (!cfg.whole_tiles && (!ws.acc || !ws.counters || ws.acc_floats < static_cast<std::size_t>(w.n) ||
+                           ws.num_counters < static_cast<std::size_t>(row_tiles)))
+    return cudaErrorInvalidValue;
+  const std::size_t smem = sizes(blocks);
+  if (smem > static_cast<std::size_t>(info.smem_optin - 64)) return cudaErrorInvalidConfiguration;
+  LaunchConfig lcfg = cfg;
+  lcfg.warps = warps;
+  lcfg.splits = 1;
+  return launch(fn, p, blocks, lcfg, smem, stream);
+}
+
 cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m,
                        const Workspace& ws, LaunchConfig cfg, cudaStream_t stream) {
   if (m <= 0 || w.n <= 0 || w.n % kTileRows || w.k <= 0 || w.k % kGroupSize || !w.data || !x || !y)
@@ -887,6 +1135,11 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
   if (!valid_bits(w.max_bits)) return cudaErrorInvalidValue;
   if ((reinterpret_cast<std::uintptr_t>(x) & 15) || (reinterpret_cast<std::uintptr_t>(y) & 1))
     return cudaErrorInvalidValue;
+  if (cfg.gemv && cfg.stream_k) {
+    if (m == 1 && w.layout == Layout::kAligned) return launch_gemv_sk(w, x, y, ws, cfg, stream);
+    if (cfg.warps > 4) cfg.warps = 8;  // other M and layouts: the GEMM with its nearest block size
+    else if (cfg.warps > 0) cfg.warps = 4;
+  }
   const DeviceInfo& info = device_info();
   const LaunchConfig autoc = (cfg.warps == 0 || cfg.splits == 0) ? auto_config(w, m) : LaunchConfig{};
   if (cfg.warps == 0) cfg.warps = autoc.warps;

@@ -95,11 +95,20 @@ void run_case(const std::string& name, int n, int k, Layout layout,
   CUDA_OK(cudaMalloc(&dy, static_cast<std::size_t>(mmax) * n * 2));
   CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
   std::vector<std::uint16_t> y(static_cast<std::size_t>(mmax) * n);
-  // gemv = 1, 2 or 4: the M = 1 aligned GEMV path (other M and the unaligned layout ignore it).
+  // gemv = 1, 2 or 4: the M = 1 aligned GEMV path (other M and the unaligned layout ignore it),
+  // stream_k its stream-K form (whole_tiles: see gemm.h), blocks its grid (0 = one wave).
   const LaunchConfig configs[] = {{0, 0, false},    {4, 1, false},    {8, 1, false},    {4, 3, false},
                                   {8, 7, false},    {4, 3, true},     {8, 1, true},     {4, 1, false, 4},
                                   {8, 3, false, 4}, {4, 2, true, 4},  {8, 1, true, 2},  {4, 4, false, 2},
-                                  {8, 2, false, 2}, {4, 3, false, 1}, {8, 1, true, 1}};
+                                  {8, 2, false, 2}, {4, 3, false, 1}, {8, 1, true, 1},
+                                  // stream-K GEMV, equal runs: one wave; few blocks (runs span tiles)
+                                  {8, 1, false, 1, true}, {4, 1, true, 2, true}, {8, 1, false, 4, true},
+                                  {4, 1, false, 1, true, false, 3}, {8, 1, true, 2, true, false, 2},
+                                  {4, 1, false, 4, true, false, 5},
+                                  // ... whole row tiles per block: one wave, large blocks, few blocks
+                                  {32, 1, false, 1, true, true}, {16, 1, true, 2, true, true},
+                                  {8, 1, false, 1, true, true, 3}, {12, 1, false, 4, true, true, 2},
+                                  {1, 1, false, 1, true, true, 0}, {2, 1, false, 4, true, false, 0}, {12, 1, true, 2, true, true, 2}};
   for (int m : ms) {
     std::vector<int> rows;
     for (int i = 0; i < m; ++i) rows.push_back(i);
@@ -116,8 +125,9 @@ void run_case(const std::string& name, int n, int k, Layout layout,
         ++checks;
         if (!(rel < 2e-3)) {
           ++failures;
-          std::printf("FAIL %-30s n=%d k=%d m=%d warps=%d splits=%d pdl=%d rep=%d: rel. error %.3g\n",
-                      name.c_str(), n, k, m, cfg.warps, cfg.splits, cfg.pdl ? 1 : 0, rep, rel);
+          std::printf("FAIL %-30s n=%d k=%d m=%d warps=%d splits=%d pdl=%d gemv=%d sk=%d whole=%d blocks=%d "
+                      "rep=%d: rel. error %.3g\n", name.c_str(), n, k, m, cfg.warps, cfg.splits, cfg.pdl ? 1 : 0,
+                      cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0, cfg.blocks, rep, rel);
         } else if (cfg.warps == 0 && rep == 0) {
           std::printf("  ok %-30s n=%-5d k=%-5d m=%-3d rel. error %.2e\n", name.c_str(), n, k, m, rel);
         }

@@ -11,11 +11,16 @@
 // us = a + c · n·k over the measured shapes (within 4 % on the H100 table; a is the launch and
 // reduction overhead, which dominates small layers). A block holding a fraction f of its weight's
 // elements costs f · us(n, k, m, b) at width b, so a mixed-width layer costs the element-weighted
-// mean of its widths' latencies (checked against the table's `mix` entries in the tests).
+// mean of its widths' latencies. That additive cost is what the allocator's ILP constrains. A weight
+// that ends up with more than one width runs the kernels' mixed path (per-unit metadata and width
+// dispatch), which the `mix` entries show to be slower than the additive cost by a roughly constant
+// factor; mixed_factor() is that factor (median over the table's mixed entries at batch m), and
+// weight_us() applies it to report an allocation's estimated latency.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hawq {
@@ -43,6 +48,16 @@ class LatencyTable {
                   const std::string& layout = "") const;
   // Widths measured at batch m in the aligned layout.
   std::vector<int> widths(std::int64_t m) const;
+  // Additive cost of a weight whose elements are split over widths: sum of share · us(n, k, m, b).
+  double additive_us(std::int64_t n, std::int64_t k, std::int64_t m,
+                     const std::vector<std::pair<int, double>>& width_shares) const;
+  // Measured over additive latency of the table's mixed aligned entries at batch m (median; 1 when
+  // the table has none).
+  double mixed_factor(std::int64_t m) const;
+  // Estimated latency of a weight with these width shares: the additive cost, times mixed_factor(m)
+  // when more than one width has a positive share.
+  double weight_us(std::int64_t n, std::int64_t k, std::int64_t m,
+                   const std::vector<std::pair<int, double>>& width_shares) const;
   const std::vector<LatencyEntry>& entries() const { return entries_; }
   const std::string& source() const { return source_; }
   bool empty() const { return entries_.empty(); }

@@ -70,6 +70,9 @@ LatencyTable LatencyTable::load(const std::string& path) {
     if (e["mix"]) {
       x.mixed = true;
       x.mix = field<std::string>(e, "mix", where, "a string");
+      static const std::regex shares(R"(\d+:[0-9]*\.?[0-9]+(,\d+:[0-9]*\.?[0-9]+)*)");
+      if (!std::regex_match(x.mix, shares))
+        throw FormatError(where + ": `mix` must list width:share pairs, e.g. \"2:0.333,4:0.5,8:0.167\"");
     } else {
       x.bits = static_cast<int>(std::lround(x.avg_bits));
       if (std::abs(x.avg_bits - x.bits) > 1e-9 || x.bits < 1 || x.bits > 16)
@@ -121,6 +124,43 @@ double LatencyTable::layer_us(std::int64_t n, std::int64_t k, std::int64_t m, in
     c = sxy / sxx;
   }
   return a + c * static_cast<double>(n * k) * 1e-6;
+}
+
+double LatencyTable::additive_us(std::int64_t n, std::int64_t k, std::int64_t m,
+                                 const std::vector<std::pair<int, double>>& width_shares) const {
+  double us = 0;
+  for (const auto& [b, f] : width_shares)
+    if (f > 0) us += f * layer_us(n, k, m, b);
+  return us;
+}
+
+double LatencyTable::mixed_factor(std::int64_t m) const {
+  std::vector<double> ratios;
+  for (const auto& e : entries_) {
+    if (!e.mixed || e.m != m || e.layout != "aligned") continue;
+    std::vector<std::pair<int, double>> shares;
+    std::stringstream in(e.mix);
+    std::string part;
+    while (std::getline(in, part, ',')) {
+      const auto colon = part.find(':');
+      if (colon == std::string::npos) continue;
+      shares.push_back({std::stoi(part.substr(0, colon)), std::stod(part.substr(colon + 1))});
+    }
+    const double add = additive_us(e.n, e.k, m, shares);
+    if (add > 0) ratios.push_back(e.us / add);
+  }
+  if (ratios.empty()) return 1.0;
+  std::sort(ratios.begin(), ratios.end());
+  const std::size_t h = ratios.size() / 2;
+  return ratios.size() % 2 ? ratios[h] : 0.5 * (ratios[h - 1] + ratios[h]);
+}
+
+double LatencyTable::weight_us(std::int64_t n, std::int64_t k, std::int64_t m,
+                               const std::vector<std::pair<int, double>>& width_shares) const {
+  int used = 0;
+  for (const auto& ws : width_shares) used += ws.second > 0 ? 1 : 0;
+  const double add = additive_us(n, k, m, width_shares);
+  return used > 1 ? add * mixed_factor(m) : add;
 }
 
 std::vector<int> LatencyTable::widths(std::int64_t m) const {

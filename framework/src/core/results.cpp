@@ -302,7 +302,7 @@ void write_results_hdf5(const std::string& path, const RunInfo& info,
       dataset_1d(ag, "numel", H5T_NATIVE_LLONG, json_vec<long long>(a, "numel"));
       dataset_1d(ag, "bits", H5T_NATIVE_INT, json_vec<int>(a, "bits"));
       for (const char* k : {"objective", "gap_bound", "note", "solver_seconds", "cost_bits", "cost_latency_us",
-                            "latency_budget_us", "latency_batch", "latency_table"})
+                            "cost_latency_us_additive", "latency_budget_us", "latency_batch", "latency_table"})
         if (a.contains(k)) attr_json(ag, k, a[k]);
       H5Gclose(ag);
     }

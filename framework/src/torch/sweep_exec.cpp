@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include "hawq/config.h"
 #include "hawq/errors.h"
@@ -336,8 +337,22 @@ nlohmann::json SweepExecutor::run_point(const Point& p, const Sensitivity* sens)
     alloc_json = {{"objective", a.objective}, {"gap_bound", a.gap_bound}, {"note", a.note}, {"solver_seconds", a.seconds},
                   {"cost_bits", a.cost.empty() ? 0.0 : a.cost[0]}};
     if (lat) {
-      // Estimated weight-GEMM latency of the allocation (sum over the quantised weights at batch m).
-      alloc_json["cost_latency_us"] = a.cost.at(1);
+      // Estimated weight-GEMM latency of the allocation (sum over the quantised weights at batch m):
+      // the additive cost the ILP constrained, and the estimate with the mixed-path factor for
+      // weights that ended up with more than one width (LatencyTable::weight_us).
+      std::vector<std::map<int, double>> shares(part.weights.size());
+      for (std::size_t i = 0; i < part.blocks.size(); ++i) {
+        const auto& b = part.blocks[i];
+        shares[b.weight][a.bits[i]] +=
+            static_cast<double>(b.numel()) / static_cast<double>(part.weights[b.weight].numel());
+      }
+      double est = 0;
+      for (std::size_t w = 0; w < part.weights.size(); ++w)
+        if (!shares[w].empty())
+          est += lat->weight_us(part.weights[w].rows(), part.weights[w].cols(), p.method.latency_batch,
+                                {shares[w].begin(), shares[w].end()});
+      alloc_json["cost_latency_us"] = est;
+      alloc_json["cost_latency_us_additive"] = a.cost.at(1);
       alloc_json["latency_batch"] = p.method.latency_batch;
       alloc_json["latency_table"] = p.method.latency_table;
       if (std::isfinite(prob.resources[1].budget)) alloc_json["latency_budget_us"] = prob.resources[1].budget;

@@ -47,9 +47,10 @@ class GpuWeights {
   std::size_t buffer_bytes_ = 0;
 };
 
-// Split-K scratch: fp32 partial sums and one arrival counter per row block. Zero when idle: the
-// last block of every split-K launch writes y and zeroes what it used, so one workspace serves
-// any number of launches in one stream (or one graph) in sequence.
+// Split-K scratch: fp32 partial sums and arrival counters (one per row block for the split-K
+// launches, one per row tile for the stream-K GEMV). Zero when idle: the last contributor of every
+// launch writes y and zeroes what it used, so one workspace serves any number of launches in one
+// stream (or one graph) in sequence.
 struct Workspace {
   float* acc = nullptr;
   unsigned* counters = nullptr;
@@ -65,6 +66,15 @@ struct LaunchConfig {
                      // stages before waiting for the previous kernel in the stream to finish
   int gemv = 0;      // M = 1, aligned layout: the register-streaming GEMV kernel with this many units
                      // per register batch (1, 2 or 4; 0 = the GEMM; ignored for other M and layouts)
+  bool stream_k = false;  // with gemv: the units (row tile, group) in storage order are cut into
+                          // contiguous runs, one per block and one per warp inside it (splits
+                          // ignored; warps may then be 1..32, clamped to what the kernel's
+                          // register budget allows: 32 for 2/3/4 bits one unit per batch; other
+                          // M and layouts run the GEMM with 4 or 8 warps, the nearest)
+  bool whole_tiles = false;  // stream_k: block runs are whole row tiles (nothing combined across
+                             // blocks); otherwise equal runs, and a row tile two blocks share is
+                             // combined in the workspace
+  int blocks = 0;         // stream_k: blocks in the grid (0 = as many as fit on the device at once)
 };
 // The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count).
 LaunchConfig auto_config(const DeviceWeights& w, int m);
