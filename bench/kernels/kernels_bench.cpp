@@ -38,6 +38,7 @@
 
 #include "hawq/kernels/format.h"
 #include "hawq/kernels/gemm.h"
+#include "allocation_file.h"
 #include "read_floor.h"
 
 using namespace hawq::kernels;
@@ -518,67 +519,6 @@ struct E2E {
   double predicted_us = 0;  // hawq_v3: the allocator's latency estimate from the table
 };
 
-// A per-layer allocation file (llama7b_allocation): "layer role row_begin row_end bits" lines and
-// '#' comments, one of which carries the predicted latency. Exits with a message naming the file
-// and line on malformed input or rows left uncovered.
-struct LayerAllocation {
-  std::string variant = "hawq_v3";  // from the "# variant: NAME" line
-  std::map<std::pair<int, std::string>, std::vector<BitBlock>> blocks;  // (layer, role) -> row blocks
-  double predicted_us = 0;
-};
-LayerAllocation read_allocation(const std::string& path, int layers, const std::vector<std::pair<std::string, std::pair<int, int>>>& mats) {
-  LayerAllocation a;
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) {
-    std::fprintf(stderr, "FATAL %s: cannot open\n", path.c_str());
-    std::exit(2);
-  }
-  char line[512];
-  int lineno = 0;
-  while (std::fgets(line, sizeof line, f)) {
-    ++lineno;
-    if (line[0] == '#') {
-      const char* key = std::strstr(line, "predicted M=1 latency of the 224 GEMVs:");
-      if (key) std::sscanf(key + std::strlen("predicted M=1 latency of the 224 GEMVs:"), "%lf", &a.predicted_us);
-      char name[64] = {0};
-      if (std::sscanf(line, "# variant: %63s", name) == 1) a.variant = name;
-      continue;
-    }
-    if (line[0] == '\n' || line[0] == 0) continue;
-    int layer = -1, r0 = -1, r1 = -1, bits = 0;
-    char role[64] = {0};
-    bool known = false;
-    int k = 0;
-    if (std::sscanf(line, "%d %63s %d %d %d", &layer, role, &r0, &r1, &bits) == 5)
-      for (const auto& m : mats)
-        if (m.first == role) {
-          known = true;
-          k = m.second.second;
-          if (r1 > m.second.first) known = false;
-        }
-    if (!known || layer < 0 || layer >= layers || r0 < 0 || r1 <= r0 || r0 % kTileRows || r1 % kTileRows ||
-        !(bits == 2 || bits == 3 || bits == 4 || bits == 8)) {
-      std::fprintf(stderr, "FATAL %s:%d: expected \"layer role row_begin row_end bits\" with layer < %d, a LLaMA-7B "
-                           "projection, rows in range and multiples of 16, bits in {2,3,4,8}\n",
-                   path.c_str(), lineno, layers);
-      std::exit(2);
-    }
-    a.blocks[{layer, role}].push_back({r0, r1, 0, k, bits});
-  }
-  std::fclose(f);
-  for (int l = 0; l < layers; ++l)
-    for (const auto& m : mats) {
-      long rows = 0;
-      for (const BitBlock& b : a.blocks[{l, m.first}]) rows += b.row1 - b.row0;
-      if (rows != m.second.first) {
-        std::fprintf(stderr, "FATAL %s: layer %d %s: blocks cover %ld of %d rows\n", path.c_str(), l, m.first.c_str(),
-                     rows, m.second.first);
-        std::exit(2);
-      }
-    }
-  return a;
-}
-
 // LLaMA-7B decode step: 32 x {q,k,v,o: 4096x4096; gate,up: 11008x4096; down: 4096x11008}, M = 1.
 std::vector<E2E> bench_e2e(Context& c) {
   struct Mat {
@@ -599,9 +539,15 @@ std::vector<E2E> bench_e2e(Context& c) {
   std::map<std::string, LayerAllocation> allocs;  // by variant name
   std::vector<std::string> variants = {"cublas_fp16", "u4", "mixed_aligned", "mixed_unaligned"};
   for (const std::string& file : c.opt.allocations) {
-    std::vector<std::pair<std::string, std::pair<int, int>>> shapes;
-    for (const Mat& mt : mats) shapes.push_back({mt.role, {mt.n, mt.k}});
-    LayerAllocation a = read_allocation(file, L, shapes);
+    std::vector<WeightShape> shapes;
+    for (const Mat& mt : mats) shapes.push_back({mt.role, mt.n, mt.k});
+    LayerAllocation a;
+    try {
+      a = read_layer_allocation(file, L, shapes);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "FATAL %s\n", e.what());
+      std::exit(2);
+    }
     if (allocs.count(a.variant) || a.variant.find("_pdl") != std::string::npos ||
         std::find(variants.begin(), variants.end(), a.variant) != variants.end()) {
       std::fprintf(stderr, "FATAL %s: variant name '%s' is taken\n", file.c_str(), a.variant.c_str());
