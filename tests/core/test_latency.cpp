@@ -88,6 +88,10 @@ TEST(Latency, MixedFactorPredictsHeldOutMixedMatrices) {
   // One width: no factor.
   EXPECT_DOUBLE_EQ(t.weight_us(4096, 4096, 1, {{4, 1.0}}), t.layer_us(4096, 4096, 1, 4));
   EXPECT_DOUBLE_EQ(t.weight_us(4096, 4096, 1, {{2, 0.0}, {4, 1.0}}), t.layer_us(4096, 4096, 1, 4));
+  // One width listed per block (two halves at 4 bits) is still one width.
+  EXPECT_DOUBLE_EQ(t.weight_us(4096, 4096, 1, {{4, 0.5}, {4, 0.5}}), t.layer_us(4096, 4096, 1, 4));
+  EXPECT_DOUBLE_EQ(t.weight_us(4096, 4096, 1, {{4, 0.5}, {2, 0.5}}),
+                   t.mixed_factor(1) * (0.5 * t.layer_us(4096, 4096, 1, 4) + 0.5 * t.layer_us(4096, 4096, 1, 2)));
   EXPECT_GT(t.mixed_factor(1), 1.0);
   EXPECT_DOUBLE_EQ(LatencyTable({}, "empty").mixed_factor(1), 1.0);
 }

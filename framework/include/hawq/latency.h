@@ -55,7 +55,7 @@ class LatencyTable {
   // the table has none).
   double mixed_factor(std::int64_t m) const;
   // Estimated latency of a weight with these width shares: the additive cost, times mixed_factor(m)
-  // when more than one width has a positive share.
+  // when more than one distinct width has a positive share (a width may be listed more than once).
   double weight_us(std::int64_t n, std::int64_t k, std::int64_t m,
                    const std::vector<std::pair<int, double>>& width_shares) const;
   const std::vector<LatencyEntry>& entries() const { return entries_; }

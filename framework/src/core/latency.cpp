@@ -157,10 +157,11 @@ double LatencyTable::mixed_factor(std::int64_t m) const {
 
 double LatencyTable::weight_us(std::int64_t n, std::int64_t k, std::int64_t m,
                                const std::vector<std::pair<int, double>>& width_shares) const {
-  int used = 0;
-  for (const auto& ws : width_shares) used += ws.second > 0 ? 1 : 0;
+  std::set<int> used;  // distinct widths (a caller may list one width several times, e.g. per block)
+  for (const auto& ws : width_shares)
+    if (ws.second > 0) used.insert(ws.first);
   const double add = additive_us(n, k, m, width_shares);
-  return used > 1 ? add * mixed_factor(m) : add;
+  return used.size() > 1 ? add * mixed_factor(m) : add;
 }
 
 std::vector<int> LatencyTable::widths(std::int64_t m) const {
