@@ -26,6 +26,16 @@ struct WeightShape {
   int n, k;  // out x in features
 };
 
+// The seven weights of one LLaMA-7B decoder layer, in the order the decode step runs them.
+inline const std::vector<WeightShape>& llama7b_layer_weights() {
+  static const std::vector<WeightShape> w = {{"q_proj", 4096, 4096},      {"k_proj", 4096, 4096},
+                                             {"v_proj", 4096, 4096},      {"o_proj", 4096, 4096},
+                                             {"gate_proj", 11008, 4096}, {"up_proj", 11008, 4096},
+                                             {"down_proj", 4096, 11008}};
+  return w;
+}
+constexpr int kLlama7bLayers = 32;
+
 // Reads `path` for `layers` layers of the weights in `shapes`. Throws std::runtime_error naming the
 // file (and line) for a missing file, a malformed line (unknown role, layer out of range, rows not
 // multiples of 16 or out of range, width not 2/3/4/8), overlapping blocks or rows left uncovered.

@@ -177,12 +177,10 @@ struct Row {
 // Which kernel path a row's timing came from: cublas, mma (the GEMM), gemvU (the M = 1 GEMV over a
 // (row block, K split) grid), skU (the M = 1 GEMV in stream-K form, equal runs) or sktU (stream-K,
 // whole row tiles per block); U = units per batch.
-const char* path_name(const Row& r) {
-  static const char* names[] = {"mma", "gemv1", "gemv2", "gemv3", "gemv4"};
-  static const char* sk_names[] = {"mma", "sk1", "sk2", "sk3", "sk4"};
-  static const char* skt_names[] = {"mma", "skt1", "skt2", "skt3", "skt4"};
-  const int u = r.gemv >= 0 && r.gemv <= 4 ? r.gemv : 0;
-  return r.bits == 16 ? "cublas" : r.sk ? (r.whole ? skt_names[u] : sk_names[u]) : names[u];
+std::string path_name(const Row& r) {
+  if (r.bits == 16) return "cublas";
+  if (!r.gemv) return "mma";
+  return (r.sk ? (r.whole ? "skt" : "sk") : "gemv") + std::to_string(r.gemv);
 }
 
 double median(std::vector<double> v) {
@@ -447,7 +445,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
       std::printf("  %-16s M=%-3d %9.2f us  x%5.2f vs cuBLAS  %7.1f GB/s (%5.1f%% of copy)  err %.1e  "
                   "cfg %d/%d%s  bits %.2f\n",
                   v.name.c_str(), m, row.us, row.speedup, row.gbps, row.pct_copy, row.rel_err,
-                  row.warps, row.splits, row.gemv ? (std::string(" ") + path_name(row)).c_str() : "", row.avg_bits);
+                  row.warps, row.splits, row.gemv ? (" " + path_name(row)).c_str() : "", row.avg_bits);
       std::fflush(stdout);
       rows.push_back(row);
       // The same configuration with programmatic dependent launch: each GEMM requests its first
@@ -521,29 +519,21 @@ struct E2E {
 
 // LLaMA-7B decode step: 32 x {q,k,v,o: 4096x4096; gate,up: 11008x4096; down: 4096x11008}, M = 1.
 std::vector<E2E> bench_e2e(Context& c) {
-  struct Mat {
-    const char* role;
-    int n, k;
-  };
-  const Mat mats[] = {{"q_proj", 4096, 4096},    {"k_proj", 4096, 4096},  {"v_proj", 4096, 4096},
-                      {"o_proj", 4096, 4096},    {"gate_proj", 11008, 4096}, {"up_proj", 11008, 4096},
-                      {"down_proj", 4096, 11008}};
-  const int L = 32;
+  const std::vector<WeightShape>& mats = llama7b_layer_weights();
+  const int L = kLlama7bLayers;
   std::vector<E2E> out;
   std::printf("== end-to-end LLaMA-7B decode step (32 layers x 7 GEMVs, M=1)\n");
   std::vector<std::vector<float>> wf;
-  for (const Mat& mt : mats) wf.push_back(random_weights(mt.n, mt.k, 101 + mt.n + mt.k * 3 + wf.size()));
+  for (const WeightShape& mt : mats) wf.push_back(random_weights(mt.n, mt.k, 101 + mt.n + mt.k * 3 + wf.size()));
   const std::vector<std::uint16_t> xh = random_x(1, 11008, 5);
   CUDA_OK(cudaMemcpy(c.x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
 
   std::map<std::string, LayerAllocation> allocs;  // by variant name
   std::vector<std::string> variants = {"cublas_fp16", "u4", "mixed_aligned", "mixed_unaligned"};
   for (const std::string& file : c.opt.allocations) {
-    std::vector<WeightShape> shapes;
-    for (const Mat& mt : mats) shapes.push_back({mt.role, mt.n, mt.k});
     LayerAllocation a;
     try {
-      a = read_layer_allocation(file, L, shapes);
+      a = read_layer_allocation(file, L, mats);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "FATAL %s\n", e.what());
       std::exit(2);
@@ -675,7 +665,7 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
                    c.card.c_str(), date.c_str(), r.n, r.k, r.m, r.variant.c_str(), r.layout.c_str(), r.bits,
                    r.avg_bits, r.eff_bits, r.us, r.us_min, r.speedup, r.bytes, r.gbps, r.pct_copy,
                    c.copy_gbps, r.rel_err, r.warps, r.splits, r.copies,
-                   path_name(r));
+                   path_name(r).c_str());
     std::fclose(f);
   }
   {
@@ -716,7 +706,7 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
                       "\"pct_copy_bw\": %.2f, \"rel_err\": %.3e, \"warps\": %d, \"splits\": %d, \"path\": \"%s\"}%s\n",
                    r.n, r.k, r.m, r.variant.c_str(), r.layout.c_str(), r.bits, r.avg_bits, r.us, r.us_min,
                    r.speedup, r.gbps, r.pct_copy, r.rel_err, r.warps, r.splits,
-                   path_name(r), i + 1 < rows.size() ? "," : "");
+                   path_name(r).c_str(), i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "  ],\n  \"read_floor\": [\n");
     for (std::size_t i = 0; i < c.floors.size(); ++i) {

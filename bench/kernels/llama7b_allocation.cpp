@@ -20,8 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <limits>
-#include <random>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,17 +29,9 @@
 #include "hawq/latency.h"
 #include "hawq/params.h"
 #include "hawq/registry.h"
+#include "llama7b_problem.h"
 
 namespace {
-
-struct Mat {
-  const char* role;
-  std::int64_t n, k;
-};
-constexpr Mat kMats[] = {{"q_proj", 4096, 4096},      {"k_proj", 4096, 4096},    {"v_proj", 4096, 4096},
-                         {"o_proj", 4096, 4096},      {"gate_proj", 11008, 4096}, {"up_proj", 11008, 4096},
-                         {"down_proj", 4096, 11008}};
-constexpr int kLayers = 32;
 
 int usage() {
   std::fprintf(stderr,
@@ -77,48 +68,13 @@ int main(int argc, char** argv) {
   }
   try {
     const hawq::LatencyTable table = hawq::LatencyTable::load(table_path);
-    const std::vector<int> cands = {2, 3, 4, 8};
-    hawq::AllocationProblem p;
-    p.candidate_bits = cands;
-    hawq::Resource bits{"bits", {}, 0}, lat{"latency_us", {}, std::numeric_limits<double>::infinity()};
-    std::mt19937_64 rng(seed);
-    std::lognormal_distribution<double> sens(0.0, 1.5);
-    struct Block {
-      int layer;
-      const char* role;
-      std::int64_t r0, r1;
-    };
-    std::vector<Block> blocks;
-    double total = 0, fp16_us = 0;
-    std::vector<double> uniform_us(cands.size(), 0.0);
-    for (int layer = 0; layer < kLayers; ++layer)
-      for (const Mat& m : kMats) {
-        std::vector<double> w_us;
-        for (std::size_t j = 0; j < cands.size(); ++j) {
-          w_us.push_back(table.layer_us(m.n, m.k, 1, cands[j]));
-          uniform_us[j] += w_us.back();
-        }
-        fp16_us += table.layer_us(m.n, m.k, 1, 16);
-        const std::int64_t rows = block_rows > 0 ? block_rows : m.n;
-        for (std::int64_t r0 = 0; r0 < m.n; r0 += rows) {
-          const std::int64_t r1 = std::min(m.n, r0 + rows);
-          const double numel = static_cast<double>((r1 - r0) * m.k);
-          const double share = numel / static_cast<double>(m.n * m.k), s = sens(rng);
-          std::vector<double> d, cb, cl;
-          for (std::size_t j = 0; j < cands.size(); ++j) {
-            d.push_back(s * numel * hawq::quant_noise(cands[j]));
-            cb.push_back(numel * cands[j]);
-            cl.push_back(share * w_us[j]);  // a block costs its share of the whole matrix's time
-          }
-          p.distortion.push_back(d);
-          bits.cost.push_back(cb);
-          lat.cost.push_back(cl);
-          p.numel.push_back(static_cast<std::int64_t>(numel));
-          p.block_names.push_back(std::string(m.role) + "." + std::to_string(layer) + "[" + std::to_string(r0) + "]");
-          blocks.push_back({layer, m.role, r0, r1});
-          total += numel;
-        }
-      }
+    hawq::kernels::Llama7bProblem lp = hawq::kernels::llama7b_problem(table, hawq::kernels::kLlama7bLayers, block_rows, seed);
+    hawq::AllocationProblem& p = lp.problem;
+    const std::vector<int>& cands = p.candidate_bits;
+    const auto& blocks = lp.blocks;
+    const double total = lp.total, fp16_us = lp.fp16_us;
+    const std::vector<double>& uniform_us = lp.uniform_us;
+    hawq::Resource &bits = p.resources[0], &lat = p.resources[1];
     bits.budget = avg_bits * total * (1 + 1e-12);
     std::string latency_text = "none";
     if (latency != "none") {
@@ -133,7 +89,6 @@ int main(int argc, char** argv) {
       }
       latency_text = lb.text();
     }
-    p.resources = {bits, lat};
     auto ilp = hawq::Registry<hawq::Allocator>::instance().create("hardware", hawq::Params::from_yaml("{}"));
     const hawq::Allocation a = ilp->solve(p);
 
@@ -141,27 +96,17 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < a.bits.size(); ++i)
       for (std::size_t j = 0; j < cands.size(); ++j)
         if (a.bits[i] == cands[j]) share[j] += static_cast<double>(p.numel[i]) / total;
-    // The estimate with the mixed-path factor for weights that got more than one width.
+    // The estimate with the mixed-path factor for weights that got more than one width (the blocks
+    // of one weight are consecutive).
     double estimate = 0;
     int mixed_weights = 0;
     for (std::size_t i = 0; i < blocks.size();) {
+      std::map<int, double> ws;  // width -> share of the weight's rows
       std::size_t e = i;
-      std::vector<std::pair<int, double>> ws;
-      std::int64_t n = 0, k = 0;
-      for (const Mat& m : kMats)
-        if (std::string(m.role) == blocks[i].role) n = m.n, k = m.k;
-      while (e < blocks.size() && blocks[e].layer == blocks[i].layer && blocks[e].role == blocks[i].role) {
-        ws.push_back({a.bits[e], static_cast<double>(blocks[e].r1 - blocks[e].r0) / static_cast<double>(n)});
-        ++e;
-      }
-      int distinct = 0;
-      for (int b : cands) {
-        double f = 0;
-        for (const auto& x : ws) f += x.first == b ? x.second : 0.0;
-        distinct += f > 0 ? 1 : 0;
-      }
-      mixed_weights += distinct > 1 ? 1 : 0;
-      estimate += table.weight_us(n, k, 1, ws);
+      for (; e < blocks.size() && blocks[e].layer == blocks[i].layer && blocks[e].role == blocks[i].role; ++e)
+        ws[a.bits[e]] += static_cast<double>(blocks[e].r1 - blocks[e].r0) / static_cast<double>(blocks[i].n);
+      mixed_weights += ws.size() > 1 ? 1 : 0;
+      estimate += table.weight_us(blocks[i].n, blocks[i].k, 1, {ws.begin(), ws.end()});
       i = e;
     }
     std::ofstream out(out_path);

@@ -14,9 +14,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <type_traits>
 
 #include "hawq/kernels/fragment.h"
 #include "hawq/kernels/gemm.h"
@@ -802,46 +805,42 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U>(), 1) gemv_sk_kernel(
 
 using GemvFn = void (*)(Params);
 
-template <int WARPS, int U>
-GemvFn pick_gemv_b(int max_bits) {
-  switch (max_bits) {
-    case 2: return gemv_kernel<WARPS, 2, U>;
-    case 3: return gemv_kernel<WARPS, 3, U>;
-    case 4: return gemv_kernel<WARPS, 4, U>;
-    default: return gemv_kernel<WARPS, 8, (U > 2 ? 2 : U)>;
-  }
-}
-template <int WARPS>
-GemvFn pick_gemv_u(int max_bits, int units) {
-  return units == 1 ? pick_gemv_b<WARPS, 1>(max_bits) : units == 2 ? pick_gemv_b<WARPS, 2>(max_bits)
-                                                                     : pick_gemv_b<WARPS, 4>(max_bits);
-}
-GemvFn pick_gemv(int warps, int max_bits, int units) {
-  return warps == 4 ? pick_gemv_u<4>(max_bits, units) : pick_gemv_u<8>(max_bits, units);
+// Calls make(width, units) with both as std::integral_constant for the runtime width (2, 3, 4 or 8)
+// and units per batch (1, 2 or 4; 8-bit kernels exist for 1 and 2 only, so 4 becomes 2 there).
+template <class Make>
+auto by_width_units(int max_bits, int units, Make make) {
+  auto with_units = [&](auto u) {
+    constexpr int U = decltype(u)::value;
+    switch (max_bits) {
+      case 2: return make(std::integral_constant<int, 2>{}, u);
+      case 3: return make(std::integral_constant<int, 3>{}, u);
+      case 4: return make(std::integral_constant<int, 4>{}, u);
+      default: return make(std::integral_constant<int, 8>{}, std::integral_constant<int, (U > 2 ? 2 : U)>{});
+    }
+  };
+  return units == 1   ? with_units(std::integral_constant<int, 1>{})
+         : units == 2 ? with_units(std::integral_constant<int, 2>{})
+                      : with_units(std::integral_constant<int, 4>{});
 }
 
-template <int U, bool UNI>
-GemvFn pick_gemv_sk_b(int max_bits) {
-  switch (max_bits) {
-    case 2: return gemv_sk_kernel<2, U, UNI>;
-    case 3: return gemv_sk_kernel<3, U, UNI>;
-    case 4: return gemv_sk_kernel<4, U, UNI>;
-    default: return gemv_sk_kernel<8, (U > 2 ? 2 : U), UNI>;
-  }
-}
-template <bool UNI>
-GemvFn pick_gemv_sk_u(int max_bits, int units) {
-  return units == 1 ? pick_gemv_sk_b<1, UNI>(max_bits) : units == 2 ? pick_gemv_sk_b<2, UNI>(max_bits)
-                                                                     : pick_gemv_sk_b<4, UNI>(max_bits);
+GemvFn pick_gemv(int warps, int max_bits, int units) {
+  return by_width_units(max_bits, units, [warps](auto b, auto u) -> GemvFn {
+    constexpr int B = decltype(b)::value, U = decltype(u)::value;
+    return warps == 4 ? gemv_kernel<4, B, U> : gemv_kernel<8, B, U>;
+  });
 }
 // uniform: the matrix has one width, max_bits, in unit order (DeviceWeights::uniform_bits)
 GemvFn pick_gemv_sk(int max_bits, int units, bool uniform) {
-  return uniform ? pick_gemv_sk_u<true>(max_bits, units) : pick_gemv_sk_u<false>(max_bits, units);
+  return by_width_units(max_bits, units, [uniform](auto b, auto u) -> GemvFn {
+    constexpr int B = decltype(b)::value, U = decltype(u)::value;
+    return uniform ? gemv_sk_kernel<B, U, true> : gemv_sk_kernel<B, U, false>;
+  });
 }
 // Largest block the stream-K kernel of this width and batch accepts, warps.
 int gemv_sk_max_warps(int max_bits, int units) {
-  if (max_bits > 4) return (units == 1 ? gemv_sk_threads<8, 1>() : gemv_sk_threads<8, 2>()) / 32;
-  return (units == 1 ? gemv_sk_threads<4, 1>() : units == 2 ? gemv_sk_threads<4, 2>() : gemv_sk_threads<4, 4>()) / 32;
+  return by_width_units(max_bits, units, [](auto b, auto u) {
+    return gemv_sk_threads<decltype(b)::value, decltype(u)::value>() / 32;
+  });
 }
 
 std::size_t gemv_shared_bytes(int ng, int warps) {
@@ -918,6 +917,25 @@ const DeviceInfo& device_info() {
   int dev = 0;
   cudaGetDevice(&dev);
   return info[dev < 64 ? dev : 0];
+}
+
+// Resident blocks per SM of a kernel at this block size and dynamic shared memory (at least 1),
+// queried once per device and configuration: launches call it on their host path.
+int blocks_per_sm(void (*fn)(Params), int threads, std::size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, void (*)(Params), int, std::size_t>, int> cache;
+  int dev = 0;
+  cudaGetDevice(&dev);
+  const auto key = std::make_tuple(dev, fn, threads, smem);
+  std::lock_guard<std::mutex> lock(mu);
+  const auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  int per_sm = 1;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, threads, smem) != cudaSuccess) {
+    cudaGetLastError();
+    per_sm = 1;
+  }
+  return cache[key] = std::max(1, per_sm);
 }
 
 int data_chunks(const DeviceWeights& w) {
@@ -1055,13 +1073,8 @@ LaunchConfig auto_config(const DeviceWeights& w, int m) {
   cfg.warps = nti >= 3 ? 8 : 4;
   const int row_tiles = w.n / kTileRows, G = w.k / kGroupSize;
   const int row_blocks = (row_tiles + cfg.warps - 1) / cfg.warps;
-  int per_sm = 1;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          &per_sm, pick_kernel(nti, cfg.warps, w.layout == Layout::kAligned), cfg.warps * 32,
-          shared_bytes(w, mc, cfg.warps)) != cudaSuccess) {
-    cudaGetLastError();
-    per_sm = 1;
-  }
+  const int per_sm = blocks_per_sm(pick_kernel(nti, cfg.warps, w.layout == Layout::kAligned), cfg.warps * 32,
+                                   shared_bytes(w, mc, cfg.warps));
   const int capacity = std::max(1, per_sm) * std::max(1, info.sms);
   cfg.splits = 1;
   if (row_blocks < capacity) cfg.splits = std::max(1, std::min(capacity / row_blocks, G / 4));
@@ -1107,14 +1120,8 @@ cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, c
   int blocks = cfg.blocks;
   if (blocks <= 0) {  // one wave: as many blocks as fit on the device at once
     blocks = most;
-    for (int pass = 0; pass < 2; ++pass) {  // the shared memory depends on the grid and back
-      int per_sm = 1;
-      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, warps * 32, sizes(blocks)) != cudaSuccess) {
-        cudaGetLastError();
-        per_sm = 1;
-      }
-      blocks = std::min(most, std::max(1, per_sm) * std::max(1, info.sms));
-    }
+    for (int pass = 0; pass < 2; ++pass)  // the shared memory depends on the grid and back
+      blocks = std::min(most, blocks_per_sm(fn, warps * 32, sizes(blocks)) * std::max(1, info.sms));
   }
   blocks = std::min(blocks, most);
   if (!cfg.whole_tiles && (!ws.acc || !ws.counters || ws.acc_floats < static_cast<std::size_t>(w.n) ||

@@ -12,17 +12,16 @@
 
 namespace {
 
+using hawq::kernels::kLlama7bLayers;
+using hawq::kernels::llama7b_layer_weights;
 using hawq::kernels::read_layer_allocation;
 using hawq::kernels::WeightShape;
-
-const std::vector<WeightShape> kLlama7b = {{"q_proj", 4096, 4096},      {"k_proj", 4096, 4096},    {"v_proj", 4096, 4096},
-                                           {"o_proj", 4096, 4096},      {"gate_proj", 11008, 4096}, {"up_proj", 11008, 4096},
-                                           {"down_proj", 4096, 11008}};
 
 std::string source(const std::string& rel) { return std::string(HAWQ_SOURCE_DIR) + "/" + rel; }
 
 TEST(AllocationFile, CommittedLlama7bAllocationsCoverEveryWeight) {
-  const auto layer = read_layer_allocation(source("configs/hardware/h100_llama7b_layerwise.txt"), 32, kLlama7b);
+  const auto layer = read_layer_allocation(source("configs/hardware/h100_llama7b_layerwise.txt"), kLlama7bLayers,
+                                           llama7b_layer_weights());
   EXPECT_EQ(layer.variant, "hawq_v3");
   EXPECT_NEAR(layer.predicted_us, 2057.9, 1e-6);
   ASSERT_EQ(layer.blocks.size(), 32u * 7u);
@@ -31,7 +30,8 @@ TEST(AllocationFile, CommittedLlama7bAllocationsCoverEveryWeight) {
     EXPECT_TRUE(kv.second[0].bits == 2 || kv.second[0].bits == 4 || kv.second[0].bits == 8);
   }
   EXPECT_EQ(layer.blocks.at({31, "down_proj"})[0].col1, 11008);
-  const auto rows = read_layer_allocation(source("configs/hardware/h100_llama7b_rowblocks.txt"), 32, kLlama7b);
+  const auto rows = read_layer_allocation(source("configs/hardware/h100_llama7b_rowblocks.txt"), kLlama7bLayers,
+                                          llama7b_layer_weights());
   EXPECT_EQ(rows.variant, "hawq_v3_rows");
   EXPECT_NEAR(rows.predicted_us, 2309.5, 1e-6);
   EXPECT_EQ(rows.blocks.at({0, "gate_proj"}).size(), 11u);  // 11008 rows in blocks of 1024
@@ -41,14 +41,8 @@ TEST(AllocationFile, CommittedLlama7bAllocationsCoverEveryWeight) {
 TEST(AllocationFile, MalformedFilesNameFileLineAndExpectation) {
   const std::vector<WeightShape> one = {{"q_proj", 64, 128}};
   auto expect_error = [&](const std::string& text, const std::string& needle) {
-    const auto p = hawq::test::write_temp_file("alloc.txt", text);
-    try {
-      read_layer_allocation(p, 1, one);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const std::runtime_error& e) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    hawq::test::expect_refused<std::runtime_error>("alloc.txt", text, needle,
+                                                   [&](const std::string& p) { read_layer_allocation(p, 1, one); });
   };
   expect_error("# variant: x\n0 q_proj 0 64\n", ":2: expected \"layer role row_begin row_end bits\"");
   expect_error("0 q_proj 0 64 4 extra\n", ":1: expected");

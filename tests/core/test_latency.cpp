@@ -4,9 +4,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <map>
-#include <random>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -17,6 +14,7 @@
 #include "hawq/registry.h"
 #include "hawq/report.h"
 #include "hawq/version.h"
+#include "llama7b_problem.h"
 #include "test_util.h"
 
 namespace {
@@ -62,15 +60,14 @@ TEST(Latency, LineFitPredictsHeldOutShapes) {
 TEST(Latency, MixedFactorPredictsHeldOutMixedMatrices) {
   const auto t = LatencyTable::load(h100_table());
   int checked = 0;
-  static const std::regex part(R"((\d+):([0-9.]+))");
   for (const auto& e : t.entries()) {
     if (!e.mixed || e.layout != "aligned" || e.m != 1) continue;
-    std::vector<std::pair<int, double>> shares;
+    const auto& shares = e.mix_shares;  // parsed from `mix` at load
+    ASSERT_EQ(shares.size(), 3u) << e.mix;
+    EXPECT_EQ(shares[0].first, 2);
+    EXPECT_EQ(shares[2].first, 8);
     double frac = 0;
-    for (auto it = std::sregex_iterator(e.mix.begin(), e.mix.end(), part); it != std::sregex_iterator(); ++it) {
-      shares.push_back({std::stoi((*it)[1]), std::stod((*it)[2])});
-      frac += shares.back().second;
-    }
+    for (const auto& ws : shares) frac += ws.second;
     EXPECT_NEAR(frac, 1.0, 0.01);
     std::vector<hawq::LatencyEntry> rest;
     for (const auto& x : t.entries())
@@ -98,14 +95,8 @@ TEST(Latency, MixedFactorPredictsHeldOutMixedMatrices) {
 
 TEST(Latency, BadTablesNameFileAndEntry) {
   auto expect_error = [](const std::string& text, const std::string& needle) {
-    const auto p = hawq::test::write_temp_file("lat.yaml", text);
-    try {
-      LatencyTable::load(p);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const hawq::UserError& e) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    hawq::test::expect_refused<hawq::UserError>("lat.yaml", text, needle,
+                                                [](const std::string& p) { LatencyTable::load(p); });
   };
   expect_error("- {n: 4, k: 4, m: 1, bits: 4, layout: aligned}\n", "`us`");
   expect_error("- {n: 4, k: 4, m: 1, bits: 3.5, layout: aligned, us: 2}\n", "integer width");
@@ -158,46 +149,12 @@ TEST(Report, SpearmanMatchesHandComputedValues) {
 // trade them for 2/4/8-bit mixes. The test prints the comparison.
 TEST(Latency, BudgetChangesTheHardwareAllocationOnLlama7bShapes) {
   const auto table = LatencyTable::load(h100_table());
-  struct Mat {
-    const char* role;
-    std::int64_t n, k;
-  };
-  const Mat mats[] = {{"q_proj", 4096, 4096},      {"k_proj", 4096, 4096},    {"v_proj", 4096, 4096}, {"o_proj", 4096, 4096},
-                      {"gate_proj", 11008, 4096}, {"up_proj", 11008, 4096}, {"down_proj", 4096, 11008}};
-  const std::vector<int> cands = {2, 3, 4, 8};
-  hawq::AllocationProblem p;
-  p.candidate_bits = cands;
-  hawq::Resource bits{"bits", {}, 0}, lat{"latency_us", {}, 0};
-  std::mt19937_64 rng(7);
-  std::lognormal_distribution<double> sens(0.0, 1.5);
-  double total = 0, uniform4_us = 0, fp16_us = 0;
-  for (int layer = 0; layer < 8; ++layer)
-    for (const auto& m : mats) {
-      const double w_us[4] = {table.layer_us(m.n, m.k, 1, 2), table.layer_us(m.n, m.k, 1, 3), table.layer_us(m.n, m.k, 1, 4),
-                              table.layer_us(m.n, m.k, 1, 8)};
-      uniform4_us += w_us[2];
-      fp16_us += table.layer_us(m.n, m.k, 1, 16);
-      for (std::int64_t r0 = 0; r0 < m.n; r0 += 1024) {
-        const std::int64_t rows = std::min<std::int64_t>(1024, m.n - r0);
-        const double numel = static_cast<double>(rows * m.k), share = numel / static_cast<double>(m.n * m.k);
-        const double s = sens(rng);
-        std::vector<double> d, cb, cl;
-        for (std::size_t j = 0; j < cands.size(); ++j) {
-          d.push_back(s * numel * hawq::quant_noise(cands[j]));
-          cb.push_back(numel * cands[j]);
-          cl.push_back(share * w_us[j]);
-        }
-        p.distortion.push_back(d);
-        bits.cost.push_back(cb);
-        lat.cost.push_back(cl);
-        p.numel.push_back(static_cast<std::int64_t>(numel));
-        p.block_names.push_back(std::string(m.role) + "." + std::to_string(layer) + "[" + std::to_string(r0) + "]");
-        total += numel;
-      }
-    }
-  bits.budget = 3.5 * total * (1 + 1e-12);
-  lat.budget = std::numeric_limits<double>::infinity();
-  p.resources = {bits, lat};
+  auto lp = hawq::kernels::llama7b_problem(table, 8, 1024, 7);
+  hawq::AllocationProblem& p = lp.problem;
+  const double total = lp.total, uniform4_us = lp.uniform_us[2], fp16_us = lp.fp16_us;
+  ASSERT_EQ(p.candidate_bits, (std::vector<int>{2, 3, 4, 8}));
+  const double bits_budget = 3.5 * total * (1 + 1e-12);
+  p.resources[0].budget = bits_budget;
   auto ilp = hawq::Registry<hawq::Allocator>::instance().create("hardware", hawq::Params::from_yaml("{}"));
   const auto free = ilp->solve(p);
   p.resources[1].budget = uniform4_us * (1 + 1e-12);
@@ -218,7 +175,7 @@ TEST(Latency, BudgetChangesTheHardwareAllocationOnLlama7bShapes) {
   ASSERT_GT(free.cost[1], uniform4_us);
   // ...and the constrained answer meets both budgets, differs, and pays for it in distortion.
   EXPECT_LE(bound.cost[1], uniform4_us * (1 + 1e-9));
-  EXPECT_LE(bound.cost[0], bits.budget * (1 + 1e-9));
+  EXPECT_LE(bound.cost[0], bits_budget * (1 + 1e-9));
   EXPECT_NE(bound.bits, free.bits);
   EXPECT_GE(bound.objective, free.objective * (1 - 1e-9));
   EXPECT_LT(share_at(bound, 3), share_at(free, 3));

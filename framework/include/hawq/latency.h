@@ -33,6 +33,7 @@ struct LatencyEntry {
   bool mixed = false;      // a `mix` entry (average width in `avg_bits`)
   double avg_bits = 0;
   std::string mix;         // "2:0.333,4:0.5,8:0.167" for mixed entries
+  std::vector<std::pair<int, double>> mix_shares;  // the same, parsed: (width, share of the elements)
 };
 
 class LatencyTable {

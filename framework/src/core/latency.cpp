@@ -70,9 +70,11 @@ LatencyTable LatencyTable::load(const std::string& path) {
     if (e["mix"]) {
       x.mixed = true;
       x.mix = field<std::string>(e, "mix", where, "a string");
-      static const std::regex shares(R"(\d+:[0-9]*\.?[0-9]+(,\d+:[0-9]*\.?[0-9]+)*)");
+      static const std::regex shares(R"(\d+:[0-9]*\.?[0-9]+(,\d+:[0-9]*\.?[0-9]+)*)"), pair(R"((\d+):([0-9.]+))");
       if (!std::regex_match(x.mix, shares))
         throw FormatError(where + ": `mix` must list width:share pairs, e.g. \"2:0.333,4:0.5,8:0.167\"");
+      for (auto it = std::sregex_iterator(x.mix.begin(), x.mix.end(), pair); it != std::sregex_iterator(); ++it)
+        x.mix_shares.push_back({std::stoi((*it)[1]), std::stod((*it)[2])});
     } else {
       x.bits = static_cast<int>(std::lround(x.avg_bits));
       if (std::abs(x.avg_bits - x.bits) > 1e-9 || x.bits < 1 || x.bits > 16)
@@ -138,15 +140,7 @@ double LatencyTable::mixed_factor(std::int64_t m) const {
   std::vector<double> ratios;
   for (const auto& e : entries_) {
     if (!e.mixed || e.m != m || e.layout != "aligned") continue;
-    std::vector<std::pair<int, double>> shares;
-    std::stringstream in(e.mix);
-    std::string part;
-    while (std::getline(in, part, ',')) {
-      const auto colon = part.find(':');
-      if (colon == std::string::npos) continue;
-      shares.push_back({std::stoi(part.substr(0, colon)), std::stod(part.substr(colon + 1))});
-    }
-    const double add = additive_us(e.n, e.k, m, shares);
+    const double add = additive_us(e.n, e.k, m, e.mix_shares);
     if (add > 0) ratios.push_back(e.us / add);
   }
   if (ratios.empty()) return 1.0;
