@@ -1,6 +1,6 @@
 // Benchmark of the mixed-precision GEMV/GEMM kernels against cuBLAS fp16, in one run on one GPU.
 //
-//   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE]
+//   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...] [--verbose-tuning]
 //
 // For every shape (N x K) and M in {1, 16, 128}: cuBLAS fp16 (cublasGemmEx, fp32 accumulate) and
 // the packed variants (uniform 2/3/4/8-bit aligned, uniform 4-bit unaligned, mixed {2,4,8} on
@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,10 +178,12 @@ struct Row {
 // Which kernel path a row's timing came from: cublas, mma (the GEMM), gemvU (the M = 1 GEMV over a
 // (row block, K split) grid), skU (the M = 1 GEMV in stream-K form, equal runs) or sktU (stream-K,
 // whole row tiles per block); U = units per batch.
+bool g_verbose_tuning = false;  // --verbose-tuning: print every M = 1 candidate's time
+
 std::string path_name(const Row& r) {
   if (r.bits == 16) return "cublas";
   if (!r.gemv) return "mma";
-  return (r.sk ? (r.whole ? "skt" : "sk") : "gemv") + std::to_string(r.gemv);
+  return (r.sk ? (r.whole ? "skt" : "sk") : "gemv") + std::to_string(r.gemv) ;
 }
 
 double median(std::vector<double> v) {
@@ -263,6 +266,7 @@ struct Options {
   std::vector<std::string> allocations;  // --allocation (repeatable): allocations for the decode step
   int reps = 50;
   bool quick = false, e2e = true;
+  std::string shapes;  // --shapes NxK[,NxK...]: only these shapes
 };
 
 struct Context {
@@ -383,9 +387,19 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
                 if (sp <= std::max(1, G / 2)) cands.push_back({wp, sp, false, u});
         if (m == 1 && v.pack_layout == Layout::kAligned)  // ... in stream-K form (one wave of blocks)
           for (int u : {1, 2, 4}) {
-            for (int wp : {4, 8}) cands.push_back({wp, 1, false, u, true});       // equal runs
+            for (int wp : {4, 8, 16}) cands.push_back({wp, 1, false, u, true});         // equal runs
             for (int wp : {8, 16, 32}) cands.push_back({wp, 1, false, u, true, true});  // whole tiles
           }
+        if (m == 1 && v.pack_layout == Layout::kAligned)  // ... with 3 or 4 one-unit batches in flight
+          for (int st : {3, 4}) {
+            for (int wp : {8, 16}) cands.push_back({wp, 1, false, 1, true, false, 0, st});
+            for (int wp : {8, 12, 16}) cands.push_back({wp, 1, false, 1, true, true, 0, st});
+          }
+        if (m == 1 && v.pack_layout == Layout::kAligned)  // ... each warp staging its own x
+          for (int st : {3, 4})
+            for (bool whole : {false, true})
+              for (int wp : {4, 8, 12, 16}) cands.push_back({wp, 1, false, 1, true, whole, 0, st, true});
+
         double best_t = 1e30, best_gemv_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_mma_t = 1e30,
                best_sk_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_skt_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
         for (const LaunchConfig& cfg : cands) {
@@ -400,6 +414,10 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
                 for (int i = 0; i < R; ++i) CUDA_OK(mixed_gemm(copies[i].view(), c.x, c.y, m, c.ws, cfg, s));
               },
               R, 5, 1);
+          if (g_verbose_tuning && m == 1)
+            std::printf("    %-14s warps %2d splits %2d gemv %d sk %d whole %d stages %d xw %d: %.2f us\n",
+                        v.name.c_str(), cfg.warps, cfg.splits, cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0,
+                        cfg.stages, cfg.warp_x ? 1 : 0, t.median_us);
           if (t.median_us < best_t) {
             best_t = t.median_us;
             best = cfg;
@@ -735,10 +753,12 @@ int main(int argc, char** argv) {
     if (a == "--out" && i + 1 < argc) opt.out = argv[++i];
     else if (a == "--reps" && i + 1 < argc) opt.reps = std::max(5, std::atoi(argv[++i]));
     else if (a == "--quick") opt.quick = true;
+    else if (a == "--verbose-tuning") g_verbose_tuning = true;
+    else if (a == "--shapes" && i + 1 < argc) opt.shapes = argv[++i];
     else if (a == "--no-e2e") opt.e2e = false;
     else if (a == "--allocation" && i + 1 < argc) opt.allocations.push_back(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE]\n");
+      std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...] [--verbose-tuning]\n");
       return 2;
     }
   }
@@ -771,6 +791,23 @@ int main(int argc, char** argv) {
 
   std::vector<std::pair<int, int>> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {8192, 8192}, {28672, 8192}};
   if (opt.quick) shapes = {{4096, 4096}, {28672, 8192}};
+  if (!opt.shapes.empty()) {  // NxK[,NxK...]
+    shapes.clear();
+    std::stringstream list(opt.shapes);
+    for (std::string item; std::getline(list, item, ',');) {
+      int n = 0, k = 0;
+      char sep = 0;
+      std::stringstream one(item);
+      if (!(one >> n >> sep >> k) || sep != 'x' || n <= 0 || k <= 0 || n % 16 || k % 128 || n > nmax ||
+          k > kmax) {
+        std::fprintf(stderr,
+                     "kernels_bench: --shapes: '%s' is not NxK with N a multiple of 16 up to %d, K of 128 up to %d\n",
+                     item.c_str(), nmax, kmax);
+        return 2;
+      }
+      shapes.emplace_back(n, k);
+    }
+  }
   const std::vector<int> ms = {1, 16, 128};
   std::vector<Row> rows;
   for (const auto& [n, k] : shapes) bench_shape(c, n, k, ms, rows);

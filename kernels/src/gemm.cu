@@ -484,17 +484,59 @@ __global__ void __launch_bounds__(WARPS * 32) mixed_gemm_kernel(const Params p) 
 // one after x (the block's K range, loaded once) is in shared memory. The tensor-core step and
 // its numerics are those of the GEMM: B fragments carry x in column 0 (lanes 0-3) and zeros.
 
+// Weights are read once per call: they are loaded L2-evict-first (sm_80+) and the block copy of x
+// evict-last, so the weight stream does not push the activations out of L2.
+__device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint4 v;
+  std::uint64_t pol;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p), "l"(pol));
+  return v;
+#else
+  return __ldg(p);
+#endif
+}
+__device__ __forceinline__ uint2 ldg_stream(const uint2* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint2 v;
+  std::uint64_t pol;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;\n"
+               : "=r"(v.x), "=r"(v.y)
+               : "l"(p), "l"(pol));
+  return v;
+#else
+  return __ldg(p);
+#endif
+}
+__device__ __forceinline__ uint4 ldg_keep(const uint4* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint4 v;
+  std::uint64_t pol;
+  asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(pol));
+  asm volatile("ld.global.nc.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p), "l"(pol));
+  return v;
+#else
+  return __ldg(p);
+#endif
+}
+
 template <int B>
 __device__ __forceinline__ void gemv_load_unit(std::uint32_t* w, const std::uint8_t* unit, int lane) {
-  const uint4 v = __ldg(reinterpret_cast<const uint4*>(unit + lane * 16));
+  const uint4 v = ldg_stream(reinterpret_cast<const uint4*>(unit + lane * 16));
   w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
   if constexpr (B == 3) {
-    const uint2 u = __ldg(reinterpret_cast<const uint2*>(unit + 512 + lane * 8));
+    const uint2 u = ldg_stream(reinterpret_cast<const uint2*>(unit + 512 + lane * 8));
     w[4] = u.x; w[5] = u.y;
   } else if constexpr (B >= 4) {
 #pragma unroll
     for (int c = 1; c < B / 2; ++c) {
-      const uint4 u = __ldg(reinterpret_cast<const uint4*>(unit + c * 512 + lane * 16));
+      const uint4 u = ldg_stream(reinterpret_cast<const uint4*>(unit + c * 512 + lane * 16));
       w[4 * c] = u.x; w[4 * c + 1] = u.y; w[4 * c + 2] = u.z; w[4 * c + 3] = u.w;
     }
   }
@@ -658,12 +700,28 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
 //   * whole tiles (p.sk_whole = 1): every block gets R/nb whole row tiles, so nothing is combined
 //     across blocks (no workspace, no end-of-kernel round trips through L2) at the price of +-1
 //     tile per block; large blocks (up to 32 warps) keep that imbalance small per SM.
-// A warp sums a row tile's units in registers and adds them into the block's shared row
-// accumulators when the tile ends; after the barrier the block writes the row tiles it covered.
-// Shared memory: x of all K (G * 256 B), 16 zero bytes, the row accumulators (p.sk_tiles * 16
-// floats) and, for mixed widths, the metadata words of each warp's run (p.sk_units per warp).
+// A warp keeps NB register batches of U units: while one is multiplied, the next NB - 1 are in
+// flight (NB = 2, 3 or 4; 3 and 4 with one unit per batch). It sums a row tile's units in
+// registers and adds them into the block's shared row accumulators when the tile ends. With
+// whole tiles, a per-tile unit counter tells the warp that completes a tile to write its 16
+// outputs at once (no final barrier, no burst of stores at the end); with balanced runs the block
+// writes its tiles after a barrier and combines the shared ones.
+// x, two ways: the block copies x of all K into shared memory before any multiply (one barrier
+// that waits for the copy), or (XW) each warp loads the 256 B of x a unit needs together with the
+// unit's weights and stages them in its own slot before the multiply: nothing waits for a
+// block-wide copy, and the first multiplies start as soon as their own data is in. Weights are
+// loaded L2-evict-first: they are read once per call and should not push x (or the next layer's
+// activations) out of L2.
+// Shared memory: [x of all K (G * 256 B), unless XW] 16 zero bytes, per row tile 16 float sums
+// and a unit counter (p.sk_tiles * 68 B), for mixed widths the metadata words of each warp's run
+// (p.sk_units per warp), and with XW each warp's NB * U x slots of 256 B.
 // The warp count is the block size (blockDim.x / 32); the launch bound caps registers at what the
-// per-SM warp target of the width and batch allows.
+// per-SM warp target of the width and batch allows (16 warps with NB > 2).
+
+// Bytes before the XW x slots: zeros, row sums and counters, metadata (16-byte aligned).
+__host__ __device__ constexpr int sk_head_bytes(int tiles, int units_per_warp, int warps) {
+  return (16 + tiles * 68 + warps * units_per_warp * 4 + 15) / 16 * 16;
+}
 
 // Block owning unit t of T when T units are cut into nb runs.
 __device__ __forceinline__ int sk_block_of(long long t, long long T, long long nb) {
@@ -671,14 +729,14 @@ __device__ __forceinline__ int sk_block_of(long long t, long long T, long long n
 }
 
 // Threads per SM the stream-K kernel is built for (its register cap): the GEMV's warp target,
-// 16 warps for the 4-unit batches.
-template <int MAXB, int U>
+// 16 warps for the 4-unit batches and for more than two batches in flight (NB).
+template <int MAXB, int U, int NB>
 constexpr int gemv_sk_threads() {
-  return (gemv_warps_per_sm<MAXB, U>() ? gemv_warps_per_sm<MAXB, U>() : 16) * 32;
+  return (NB == 2 && gemv_warps_per_sm<MAXB, U>() ? gemv_warps_per_sm<MAXB, U>() : 16) * 32;
 }
 
-template <int MAXB, int U, bool UNI>
-__global__ void __launch_bounds__(gemv_sk_threads<MAXB, U>(), 1) gemv_sk_kernel(const Params p) {
+template <int MAXB, int U, bool UNI, int NB, bool XW>
+__global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_kernel(const Params p) {
   const int THREADS = blockDim.x, WARPS = THREADS / 32;
   constexpr int MAXW = 2 * MAXB < 4 ? 4 : 2 * MAXB;
   extern __shared__ __align__(16) std::uint8_t smem[];
@@ -694,16 +752,32 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U>(), 1) gemv_sk_kernel(
   const int t0 = c0 + warp * (c1 - c0) / WARPS, nu = c0 + (warp + 1) * (c1 - c0) / WARPS - t0;
   const int rt_base = c0 / G;
   std::uint32_t* xs = reinterpret_cast<std::uint32_t*>(smem);  // G * 64 fp16 pairs
-  std::uint32_t* zs = xs + static_cast<std::size_t>(G) * 64;    // 16 zero bytes
+  std::uint32_t* zs = xs + (XW ? 0 : static_cast<std::size_t>(G) * 64);    // 16 zero bytes
   float* racc = reinterpret_cast<float*>(zs + 4);               // p.sk_tiles * 16 row sums
-  std::uint32_t* ms = reinterpret_cast<std::uint32_t*>(racc + p.sk_tiles * 16) + warp * p.sk_units;
+  int* tcnt = reinterpret_cast<int*>(racc + p.sk_tiles * 16);    // units of each tile summed so far
+  std::uint32_t* ms = reinterpret_cast<std::uint32_t*>(tcnt + p.sk_tiles) + warp * p.sk_units;
+  // XW: each warp stages the x group of each unit it multiplies (NB * U slots of 256 B)
+  const std::uint32_t xw_base =
+      smem_u32(smem) + sk_head_bytes(p.sk_tiles, p.sk_units, WARPS) + warp * (NB * U * 256);
 
   grid_dep_launch_dependents();
   if constexpr (!UNI) {
     for (int j = lane; j < nu; j += 32) ms[j] = __ldg(p.meta + t0 + j);
     __syncwarp();
   }
-  std::uint32_t w0[U][MAXW], w1[U][MAXW], sc0[U], sc1[U], m0[U], mm1[U];
+  // NB register batches of U units: while batch s is multiplied, the next NB - 1 are in flight.
+  std::uint32_t w0[U][MAXW], w1[U][MAXW], w2[U][MAXW], w3[U][MAXW], sc0[U], sc1[U], sc2[U], sc3[U], mb0[U], mb1[U],
+      mb2[U], mb3[U];
+  uint2 x0[U], x1[U], x2[U], x3[U];
+  int lg = t0 % G;  // XW: group of the next unit whose x is loaded
+  auto load_x = [&](uint2 (&xv)[U], int j0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (j0 + u < nu) {
+        xv[u] = __ldg(reinterpret_cast<const uint2*>(p.x + static_cast<std::size_t>(lg) * kGroupSize) + lane);
+        if (++lg == G) lg = 0;
+      }
+  };
   const std::uint32_t* scales = p.scales + static_cast<std::size_t>(t0) * 8 + gid;  // unit t: scales[t * 8 + gid]
   const std::uint8_t* units = p.data + (UNI ? static_cast<std::size_t>(t0) * frag::aligned_unit_bytes(MAXB) : 0);
   auto load = [&](std::uint32_t (&w)[U][MAXW], std::uint32_t (&sc)[U], std::uint32_t (&mb)[U], int j0) {
@@ -721,33 +795,72 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U>(), 1) gemv_sk_kernel(
       }
     }
   };
-  load(w0, sc0, m0, 0);
-  grid_dep_wait();
-  {
-    const uint4* xg = reinterpret_cast<const uint4*>(p.x);
-    for (int c = tid; c < G * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = xg[c];
+  load(w0, sc0, mb0, 0);
+  if constexpr (XW) {
+    // no block-wide x: the first batches' x goes with their weights (after the wait: x is the
+    // previous kernel's output), and the barrier (zeros, sums) waits for no load
+    if constexpr (NB > 2) load(w1, sc1, mb1, U);
+    if constexpr (NB > 3) load(w2, sc2, mb2, 2 * U);
+    grid_dep_wait();
+    load_x(x0, 0);
+    if constexpr (NB > 2) load_x(x1, U);
+    if constexpr (NB > 3) load_x(x2, 2 * U);
     if (tid < 4) zs[tid] = 0u;
-    for (int i = tid; i < p.sk_tiles * 16; i += THREADS) racc[i] = 0.f;
+    for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
+    __syncthreads();
+  } else {
+    grid_dep_wait();
+    const uint4* xg = reinterpret_cast<const uint4*>(p.x);
+    for (int c = tid; c < G * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = ldg_keep(xg + c);
+    if (tid < 4) zs[tid] = 0u;
+    for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
+    __syncthreads();
+    if constexpr (NB > 2) load(w1, sc1, mb1, U);
+    if constexpr (NB > 3) load(w2, sc2, mb2, 2 * U);
   }
-  __syncthreads();
 
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  int g = t0 % G, tile = t0 / G - rt_base;
+  int g = t0 % G, tile = t0 / G - rt_base, nacc = 0;
+  // Adds the warp's sums of `tile` (nacc units) into the block's row accumulators. With whole
+  // tiles, the warp that completes a tile's G units writes its 16 outputs at once, so the block
+  // neither waits at a final barrier nor issues all its stores at the end.
   auto flush = [&]() {
     if (tig == 0) {
       atomicAdd(racc + tile * 16 + gid, acc[0]);
       atomicAdd(racc + tile * 16 + gid + 8, acc[2]);
     }
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+    if (p.sk_whole) {
+      __syncwarp();
+      int done = 0;
+      if (lane == 0) {
+        __threadfence_block();
+        done = atomicAdd(tcnt + tile, nacc) + nacc == G;
+      }
+      if (__shfl_sync(0xFFFFFFFFu, done, 0)) {
+        __threadfence_block();
+        if (lane < 16)
+          p.y[static_cast<std::size_t>(rt_base + tile) * kTileRows + lane] = __float2half_rn(racc[tile * 16 + lane]);
+      }
+    }
+    nacc = 0;
   };
   const std::uint32_t xbase = smem_u32(xs), zero = smem_u32(zs);
   auto compute = [&](const std::uint32_t (&w)[U][MAXW], const std::uint32_t (&sc)[U], const std::uint32_t (&mb)[U],
-                     int j0) {
+                     const uint2 (&xv)[U], int stage, int j0) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if (j0 + u < nu) {
-        if constexpr (UNI) gemv_unit<MAXB>(acc, w[u], sc[u], xbase + g * 256, zero, lane);
-        else gemv_any<MAXB>(acc, w[u], mb[u], sc[u], xbase + g * 256, zero, lane);
+        std::uint32_t xrow = xbase + g * 256;
+        if constexpr (XW) {
+          xrow = xw_base + (stage * U + u) * 256;
+          asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(xrow + lane * 8), "r"(xv[u].x), "r"(xv[u].y)
+                       : "memory");
+          __syncwarp();
+        }
+        if constexpr (UNI) gemv_unit<MAXB>(acc, w[u], sc[u], xrow, zero, lane);
+        else gemv_any<MAXB>(acc, w[u], mb[u], sc[u], xrow, zero, lane);
+        ++nacc;
         if (++g == G) {  // the row tile is complete: hand its sums to the block
           flush();
           g = 0;
@@ -756,13 +869,37 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U>(), 1) gemv_sk_kernel(
       }
     }
   };
-  for (int j0 = 0; j0 < nu; j0 += 2 * U) {
-    load(w1, sc1, mm1, j0 + U);
-    compute(w0, sc0, m0, j0);
-    load(w0, sc0, m0, j0 + 2 * U);
-    compute(w1, sc1, mm1, j0 + U);
+  // ld: load a batch with the units from j (weights, and x with XW); compute: multiply it
+  auto ld = [&](auto& w, auto& sc, auto& mb, auto& xv, int j) {
+    load(w, sc, mb, j);
+    if constexpr (XW) load_x(xv, j);
+  };
+  for (int j0 = 0; j0 < nu; j0 += NB * U) {
+    if constexpr (NB == 2) {
+      ld(w1, sc1, mb1, x1, j0 + U);
+      compute(w0, sc0, mb0, x0, 0, j0);
+      ld(w0, sc0, mb0, x0, j0 + 2 * U);
+      compute(w1, sc1, mb1, x1, 1, j0 + U);
+    } else if constexpr (NB == 3) {
+      ld(w2, sc2, mb2, x2, j0 + 2 * U);
+      compute(w0, sc0, mb0, x0, 0, j0);
+      ld(w0, sc0, mb0, x0, j0 + 3 * U);
+      compute(w1, sc1, mb1, x1, 1, j0 + U);
+      ld(w1, sc1, mb1, x1, j0 + 4 * U);
+      compute(w2, sc2, mb2, x2, 2, j0 + 2 * U);
+    } else {
+      ld(w3, sc3, mb3, x3, j0 + 3 * U);
+      compute(w0, sc0, mb0, x0, 0, j0);
+      ld(w0, sc0, mb0, x0, j0 + 4 * U);
+      compute(w1, sc1, mb1, x1, 1, j0 + U);
+      ld(w1, sc1, mb1, x1, j0 + 5 * U);
+      compute(w2, sc2, mb2, x2, 2, j0 + 2 * U);
+      ld(w2, sc2, mb2, x2, j0 + 6 * U);
+      compute(w3, sc3, mb3, x3, 3, j0 + 3 * U);
+    }
   }
   if (g != 0 && nu > 0) flush();  // the run ended inside a row tile
+  if (p.sk_whole) return;        // every tile was written by the warp that completed it
   __syncthreads();
 
   // Row tiles [rt_base, rt_end] of this block; only the first and the last can be shared.
@@ -830,16 +967,29 @@ GemvFn pick_gemv(int warps, int max_bits, int units) {
   });
 }
 // uniform: the matrix has one width, max_bits, in unit order (DeviceWeights::uniform_bits)
-GemvFn pick_gemv_sk(int max_bits, int units, bool uniform) {
-  return by_width_units(max_bits, units, [uniform](auto b, auto u) -> GemvFn {
+// stages: register batches per warp, 2, 3 or 4 (3 and 4 with one unit per batch; nullptr otherwise)
+template <bool XW>
+GemvFn pick_gemv_sk_x(int max_bits, int units, bool uniform, int stages) {
+  if (stages > 2 && units != 1) return nullptr;
+  return by_width_units(max_bits, units, [uniform, stages](auto b, auto u) -> GemvFn {
     constexpr int B = decltype(b)::value, U = decltype(u)::value;
-    return uniform ? gemv_sk_kernel<B, U, true> : gemv_sk_kernel<B, U, false>;
+    if constexpr (U == 1) {
+      if (stages == 3) return uniform ? gemv_sk_kernel<B, 1, true, 3, XW> : gemv_sk_kernel<B, 1, false, 3, XW>;
+      if (stages == 4) return uniform ? gemv_sk_kernel<B, 1, true, 4, XW> : gemv_sk_kernel<B, 1, false, 4, XW>;
+    }
+    return uniform ? gemv_sk_kernel<B, U, true, 2, XW> : gemv_sk_kernel<B, U, false, 2, XW>;
   });
 }
-// Largest block the stream-K kernel of this width and batch accepts, warps.
-int gemv_sk_max_warps(int max_bits, int units) {
-  return by_width_units(max_bits, units, [](auto b, auto u) {
-    return gemv_sk_threads<decltype(b)::value, decltype(u)::value>() / 32;
+GemvFn pick_gemv_sk(int max_bits, int units, bool uniform, int stages, bool xw = false) {
+  return xw ? pick_gemv_sk_x<true>(max_bits, units, uniform, stages)
+            : pick_gemv_sk_x<false>(max_bits, units, uniform, stages);
+}
+// Largest block the stream-K kernel of this width, batch and stage count accepts, warps.
+int gemv_sk_max_warps(int max_bits, int units, int stages) {
+  return by_width_units(max_bits, units, [stages](auto b, auto u) {
+    constexpr int B = decltype(b)::value, U = decltype(u)::value;
+    return (stages > 3 ? gemv_sk_threads<B, U, 4>() : stages == 3 ? gemv_sk_threads<B, U, 3>()
+                                                                   : gemv_sk_threads<B, U, 2>()) / 32;
   });
 }
 
@@ -847,7 +997,7 @@ std::size_t gemv_shared_bytes(int ng, int warps) {
   return static_cast<std::size_t>(ng) * 256 + 16 + static_cast<std::size_t>(warps) * ng * 4;
 }
 std::size_t gemv_sk_shared_bytes(int G, int tiles, int units_per_warp, int warps) {
-  return static_cast<std::size_t>(G) * 256 + 16 + static_cast<std::size_t>(tiles) * 16 * 4 +
+  return static_cast<std::size_t>(G) * 256 + 16 + static_cast<std::size_t>(tiles) * 17 * 4 +
          static_cast<std::size_t>(warps) * units_per_warp * 4;
 }
 
@@ -908,8 +1058,10 @@ const DeviceInfo& device_info() {
       for (int w : {4, 8})
         for (int b : {2, 3, 4, 8})
           for (int u : {1, 2, 4})
-            for (GemvFn f : {pick_gemv(w, b, u), pick_gemv_sk(b, u, false), pick_gemv_sk(b, u, true)})
-              cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
+            for (int st : {2, 3, 4})
+              for (GemvFn f : {pick_gemv(w, b, u), pick_gemv_sk(b, u, false, st), pick_gemv_sk(b, u, true, st),
+                               pick_gemv_sk(b, u, false, st, true), pick_gemv_sk(b, u, true, st, true)})
+                if (f) cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
       cudaGetLastError();  // do not leave a failed attribute call as the sticky "last error"
       cudaSetDevice(prev);
     }
@@ -1085,13 +1237,15 @@ LaunchConfig auto_config(const DeviceWeights& w, int m) {
 cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, const Workspace& ws,
                            LaunchConfig cfg, cudaStream_t stream) {
   const DeviceInfo& info = device_info();
-  if (cfg.gemv < 1 || cfg.gemv > 4 || cfg.warps < 0) return cudaErrorInvalidValue;
-  const int warps = std::min(cfg.warps ? cfg.warps : 8, gemv_sk_max_warps(w.max_bits, cfg.gemv));
+  const int stages = cfg.stages ? cfg.stages : 2;
+  if (cfg.gemv < 1 || cfg.gemv > 4 || cfg.warps < 0 || stages < 2 || stages > 4 || (stages > 2 && cfg.gemv != 1))
+    return cudaErrorInvalidValue;
+  const int warps = std::min(cfg.warps ? cfg.warps : 8, gemv_sk_max_warps(w.max_bits, cfg.gemv, stages));
   const int G = w.k / kGroupSize, row_tiles = w.n / kTileRows;
   const long long T = static_cast<long long>(row_tiles) * G;
   if (T * frag::aligned_unit_bytes(8) / 16 >= (1ll << 28)) return cudaErrorInvalidValue;  // 32-bit unit indices
   const bool uniform = w.uniform_bits != 0 && w.uniform_bits == w.max_bits;
-  const GemvFn fn = pick_gemv_sk(w.max_bits, cfg.gemv, uniform);
+  const GemvFn fn = pick_gemv_sk(w.max_bits, cfg.gemv, uniform, stages, cfg.warp_x);
   Params p{};
   p.data = w.data;
   p.meta = w.meta;
@@ -1113,6 +1267,9 @@ cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, c
         cfg.whole_tiles ? (row_tiles + blocks - 1) / blocks * G : (T + blocks - 1) / blocks;
     p.sk_tiles = static_cast<int>((per_block + G - 1) / G + (cfg.whole_tiles ? 0 : 1));
     p.sk_units = uniform ? 0 : static_cast<int>((per_block + warps - 1) / warps);
+    if (cfg.warp_x)
+      return static_cast<std::size_t>(sk_head_bytes(p.sk_tiles, p.sk_units, warps)) +
+             static_cast<std::size_t>(warps) * stages * cfg.gemv * 256;
     return gemv_sk_shared_bytes(G, p.sk_tiles, p.sk_units, warps);
   };
   // at least a warp's share of units (or a row tile) per block
@@ -1142,6 +1299,14 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
   if (!valid_bits(w.max_bits)) return cudaErrorInvalidValue;
   if ((reinterpret_cast<std::uintptr_t>(x) & 15) || (reinterpret_cast<std::uintptr_t>(y) & 1))
     return cudaErrorInvalidValue;
+  if (m == 1 && w.layout == Layout::kAligned && cfg.warps == 0 && cfg.splits == 0 && cfg.gemv == 0) {
+    // Default at M = 1: the stream-K GEMV with whole tiles, 8-warp blocks, four one-unit batches
+    // in flight and x staged per warp (the fastest configuration on H100 for 4-bit weights at
+    // every measured shape); the GEMM when it cannot be launched for this matrix.
+    const LaunchConfig g{8, 1, cfg.pdl, 1, true, true, 0, 4, true};
+    const cudaError_t e = launch_gemv_sk(w, x, y, ws, g, stream);
+    if (e != cudaErrorInvalidValue && e != cudaErrorInvalidConfiguration) return e;
+  }
   if (cfg.gemv && cfg.stream_k) {
     if (m == 1 && w.layout == Layout::kAligned) return launch_gemv_sk(w, x, y, ws, cfg, stream);
     if (cfg.warps > 4) cfg.warps = 8;  // other M and layouts: the GEMM with its nearest block size

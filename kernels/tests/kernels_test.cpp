@@ -108,7 +108,14 @@ void run_case(const std::string& name, int n, int k, Layout layout,
                                   // ... whole row tiles per block: one wave, large blocks, few blocks
                                   {32, 1, false, 1, true, true}, {16, 1, true, 2, true, true},
                                   {8, 1, false, 1, true, true, 3}, {12, 1, false, 4, true, true, 2},
-                                  {1, 1, false, 1, true, true, 0}, {2, 1, false, 4, true, false, 0}, {12, 1, true, 2, true, true, 2}};
+                                  {1, 1, false, 1, true, true, 0}, {2, 1, false, 4, true, false, 0}, {12, 1, true, 2, true, true, 2},
+                                  // ... three or four one-unit batches in flight per warp
+                                  {16, 1, false, 1, true, true, 0, 4}, {8, 1, true, 1, true, false, 0, 3},
+                                  {12, 1, false, 1, true, true, 3, 3}, {4, 1, false, 1, true, false, 5, 4},
+                                  // ... each warp staging the x of its own units
+                                  {16, 1, false, 1, true, true, 0, 2, true}, {8, 1, true, 2, true, false, 0, 2, true},
+                                  {12, 1, true, 1, true, true, 3, 3, true}, {4, 1, false, 4, true, false, 5, 2, true},
+                                  {32, 1, false, 1, true, false, 0, 4, true}};
   for (int m : ms) {
     std::vector<int> rows;
     for (int i = 0; i < m; ++i) rows.push_back(i);
@@ -126,8 +133,9 @@ void run_case(const std::string& name, int n, int k, Layout layout,
         if (!(rel < 2e-3)) {
           ++failures;
           std::printf("FAIL %-30s n=%d k=%d m=%d warps=%d splits=%d pdl=%d gemv=%d sk=%d whole=%d blocks=%d "
-                      "rep=%d: rel. error %.3g\n", name.c_str(), n, k, m, cfg.warps, cfg.splits, cfg.pdl ? 1 : 0,
-                      cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0, cfg.blocks, rep, rel);
+                      "stages=%d xw=%d rep=%d: rel. error %.3g\n", name.c_str(), n, k, m, cfg.warps, cfg.splits,
+                      cfg.pdl ? 1 : 0, cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0, cfg.blocks, cfg.stages,
+                      cfg.warp_x ? 1 : 0, rep, rel);
         } else if (cfg.warps == 0 && rep == 0) {
           std::printf("  ok %-30s n=%-5d k=%-5d m=%-3d rel. error %.2e\n", name.c_str(), n, k, m, rel);
         }

@@ -75,8 +75,16 @@ struct LaunchConfig {
                              // blocks); otherwise equal runs, and a row tile two blocks share is
                              // combined in the workspace
   int blocks = 0;         // stream_k: blocks in the grid (0 = as many as fit on the device at once)
+  int stages = 0;         // stream_k: register batches per warp, 2, 3 or 4 (0 = 2): while one is
+                          // multiplied the others are in flight; 3 and 4 need gemv = 1 and cap the
+                          // block at 16 warps
+  bool warp_x = false;    // stream_k: each warp loads the x group of each unit with its weights and
+                          // stages it in its own shared slots (no block-wide x copy and barrier)
 };
-// The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count).
+// The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count). With
+// LaunchConfig{} (warps, splits and gemv all 0) an aligned M = 1 call runs the stream-K GEMV
+// {8 warps, whole tiles, 4 stages, warp_x} instead, falling back to the GEMM where that cannot
+// be launched.
 LaunchConfig auto_config(const DeviceWeights& w, int m);
 // Dynamic shared memory a launch needs, bytes.
 std::size_t shared_bytes(const DeviceWeights& w, int m, int warps);
