@@ -145,8 +145,9 @@ TEST(Report, SpearmanMatchesHandComputedValues) {
 // LLaMA-7B decode layers (8 of its 32 layers: q,k,v,o 4096², gate/up 11008×4096, down 4096×11008)
 // in blocks of 1024 output rows, with synthetic log-normal sensitivities (the point is the cost model,
 // not the model). Bits-only HAWQ-V3 at 3.5 average bits picks some 3-bit blocks, which on these
-// kernels are slower than 4-bit; a latency budget of "no slower than uniform 4-bit" makes the ILP
-// trade them for 2/4/8-bit mixes. The test prints the comparison.
+// kernels cost more time per bit than 2- and 4-bit; a latency budget of 95 % of uniform 4-bit
+// (which the bits-only answer, about as fast as uniform 4-bit, misses) makes the ILP trade them for
+// 2/4/8-bit mixes. The test prints the comparison.
 TEST(Latency, BudgetChangesTheHardwareAllocationOnLlama7bShapes) {
   const auto table = LatencyTable::load(h100_table());
   auto lp = hawq::kernels::llama7b_problem(table, 8, 1024, 7);
@@ -157,7 +158,8 @@ TEST(Latency, BudgetChangesTheHardwareAllocationOnLlama7bShapes) {
   p.resources[0].budget = bits_budget;
   auto ilp = hawq::Registry<hawq::Allocator>::instance().create("hardware", hawq::Params::from_yaml("{}"));
   const auto free = ilp->solve(p);
-  p.resources[1].budget = uniform4_us * (1 + 1e-12);
+  const double latency_budget = 0.95 * uniform4_us;
+  p.resources[1].budget = latency_budget;
   const auto bound = ilp->solve(p);
 
   auto share_at = [&](const hawq::Allocation& a, int b) {
@@ -166,15 +168,15 @@ TEST(Latency, BudgetChangesTheHardwareAllocationOnLlama7bShapes) {
     return n / total;
   };
   std::printf("8 LLaMA-7B decoder layers, %zu blocks, H100 latency table, bits budget 3.5 avg:\n", p.numel.size());
-  std::printf("  fp16 %.1f us, uniform 4-bit %.1f us\n", fp16_us, uniform4_us);
+  std::printf("  fp16 %.1f us, uniform 4-bit %.1f us, latency budget %.1f us\n", fp16_us, uniform4_us, latency_budget);
   for (const auto* a : {&free, &bound})
     std::printf("  %-22s avg bits %.3f  latency %.1f us  objective %.6g  at 2/3/4/8 bits: %.1f/%.1f/%.1f/%.1f %%\n",
-                a == &free ? "bits-only" : "latency <= uniform 4b", a->cost[0] / total, a->cost[1], a->objective,
+                a == &free ? "bits-only" : "latency <= 0.95 uniform 4b", a->cost[0] / total, a->cost[1], a->objective,
                 100 * share_at(*a, 2), 100 * share_at(*a, 3), 100 * share_at(*a, 4), 100 * share_at(*a, 8));
-  // The latency budget binds: the bits-only answer is slower than uniform 4-bit...
-  ASSERT_GT(free.cost[1], uniform4_us);
+  // The latency budget binds: the bits-only answer misses it...
+  ASSERT_GT(free.cost[1], latency_budget);
   // ...and the constrained answer meets both budgets, differs, and pays for it in distortion.
-  EXPECT_LE(bound.cost[1], uniform4_us * (1 + 1e-9));
+  EXPECT_LE(bound.cost[1], latency_budget * (1 + 1e-9));
   EXPECT_LE(bound.cost[0], bits_budget * (1 + 1e-9));
   EXPECT_NE(bound.bits, free.bits);
   EXPECT_GE(bound.objective, free.objective * (1 - 1e-9));

@@ -74,6 +74,7 @@ struct PointBits {
   std::vector<int> bits;
   double latency_us = std::nan("");         // estimated weight-GEMM latency (hardware latency table)
   double latency_budget_us = std::nan("");  // its budget, when the method set one
+  double latency_additive_us = std::nan("");  // the sum the allocator bounded (no mixed-width factor)
 };
 std::vector<PointBits> read_point_bits(const std::string& h5_path);
 

@@ -533,6 +533,7 @@ std::vector<PointBits> read_point_bits(const std::string& path) {
     pb.bits = read_vec<int>(g, "bits", H5T_NATIVE_INT);
     pb.latency_us = read_num_attr(g, "cost_latency_us");
     pb.latency_budget_us = read_num_attr(g, "latency_budget_us");
+    pb.latency_additive_us = read_num_attr(g, "cost_latency_us_additive");
     H5Gclose(g);
     out.push_back(std::move(pb));
   }
