@@ -173,17 +173,23 @@ struct Row {
   int gemv = 0;  // units per batch of the M = 1 GEMV path when it was the fastest configuration
   bool sk = false;     // ... in its stream-K form (unit runs over one wave of blocks)
   bool whole = false;  // ... with whole row tiles per block
+  int stages = 2;      // ... register batches in flight per warp
+  bool warp_x = false;  // ... x staged per warp with each unit's weights
 };
+
+bool g_verbose_tuning = false;  // --verbose-tuning: print every M = 1 candidate's time
 
 // Which kernel path a row's timing came from: cublas, mma (the GEMM), gemvU (the M = 1 GEMV over a
 // (row block, K split) grid), skU (the M = 1 GEMV in stream-K form, equal runs) or sktU (stream-K,
-// whole row tiles per block); U = units per batch.
-bool g_verbose_tuning = false;  // --verbose-tuning: print every M = 1 candidate's time
-
+// whole row tiles per block); U = units per batch; stream-K with more than two batches in flight
+// adds sN, with x staged per warp x (e.g. skt1s4x).
 std::string path_name(const Row& r) {
   if (r.bits == 16) return "cublas";
   if (!r.gemv) return "mma";
-  return (r.sk ? (r.whole ? "skt" : "sk") : "gemv") + std::to_string(r.gemv) ;
+  std::string name = (r.sk ? (r.whole ? "skt" : "sk") : "gemv") + std::to_string(r.gemv);
+  if (r.sk && r.stages > 2) name += "s" + std::to_string(r.stages);
+  if (r.sk && r.warp_x) name += "x";
+  return name;
 }
 
 double median(std::vector<double> v) {
@@ -399,7 +405,6 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
           for (int st : {3, 4})
             for (bool whole : {false, true})
               for (int wp : {4, 8, 12, 16}) cands.push_back({wp, 1, false, 1, true, whole, 0, st, true});
-
         double best_t = 1e30, best_gemv_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_mma_t = 1e30,
                best_sk_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_skt_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
         for (const LaunchConfig& cfg : cands) {
@@ -433,6 +438,8 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
         row.gemv = best.gemv;
         row.sk = best.gemv && best.stream_k;
         row.whole = row.sk && best.whole_tiles;
+        row.stages = best.stages ? best.stages : 2;
+        row.warp_x = row.sk && best.warp_x;
         if (best_gemv_t[4] < 1e30)
           std::printf("  (tuning %s M=1: best mma %.2f us, gemv1/2/4 %.2f %.2f %.2f us, sk1/2/4 %.2f %.2f %.2f us, "
                       "skt1/2/4 %.2f %.2f %.2f us)\n",

@@ -4,8 +4,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "hawq/allocation.h"
 #include "hawq/errors.h"
@@ -13,6 +17,7 @@
 #include "hawq/params.h"
 #include "hawq/registry.h"
 #include "hawq/report.h"
+#include "hawq/results.h"
 #include "hawq/version.h"
 #include "llama7b_problem.h"
 #include "test_util.h"
@@ -139,6 +144,35 @@ TEST(Report, SpearmanMatchesHandComputedValues) {
   // Ties share the average rank: x ranks 1.5 1.5 3, y ranks 1 2 3 -> Pearson of the ranks.
   EXPECT_NEAR(hawq::spearman({7, 7, 9}, {1, 2, 3}), std::sqrt(3.0) / 2.0, 1e-12);
   EXPECT_TRUE(std::isnan(hawq::spearman({1, 1, 1}, {1, 2, 3})));
+}
+
+// The bits report shows, beside a point's latency estimate, the additive sum the allocator bounded
+// when the two differ (weights split across widths pay the table's mixed-width factor), so an
+// estimate above the budget is not mistaken for a violated budget.
+TEST(Report, BitsTableShowsTheAdditiveLatencyWhereTheEstimateDiffers) {
+  auto point = [](const std::string& id, int index, const std::string& method, double est, double additive,
+                  double budget) {
+    nlohmann::json p = {{"id", id}, {"index", index}, {"method", method}, {"budget_bits", 3.0}, {"status", "ok"},
+                        {"avg_bits", 3.0}, {"metric", 1.0}, {"metric_name", "ppl"}};
+    p["allocation"] = {{"blocks", {"l0.q[0]", "l0.q[1]"}}, {"roles", {"q_proj", "q_proj"}}, {"numel", {64, 64}},
+                       {"bits", {2, 4}}, {"cost_latency_us", est}, {"cost_latency_us_additive", additive}};
+    if (budget > 0) p["allocation"]["latency_budget_us"] = budget;
+    return p;
+  };
+  std::map<std::string, std::map<std::string, nlohmann::json>> records;
+  records["point"]["a"] = point("a", 0, "mixed_latency", 10.8, 10.0, 10.0);
+  records["point"]["b"] = point("b", 1, "uniform_widths", 9.0, 9.0, 0);
+  const auto dir = std::filesystem::temp_directory_path() / ("hawq_report_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "bits.h5").string();
+  hawq::write_results_hdf5(path, hawq::RunInfo{}, records, true);
+  std::ostringstream out;
+  ASSERT_EQ(hawq::print_report({path, "bits", "markdown"}, out), 0);
+  const std::string text = out.str();
+  EXPECT_NE(text.find("10.8 [10.0] (10.0)"), std::string::npos) << text;
+  EXPECT_NE(text.find("| 9.0 "), std::string::npos) << text;
+  EXPECT_EQ(text.find("9.0 ["), std::string::npos) << text;
+  EXPECT_NE(text.find("in brackets: the additive sum"), std::string::npos) << text;
 }
 
 #ifdef HAWQ_HAVE_GLPK
