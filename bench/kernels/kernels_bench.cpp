@@ -386,25 +386,22 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
         for (int wp : {4, 8})
           for (int sp : {1, 2, 3, 4, 6, 8, 12, 16})
             if (sp <= std::max(1, G / 2) && !(wp == a.warps && sp == a.splits)) cands.push_back({wp, sp});
-        if (m == 1 && v.pack_layout == Layout::kAligned)  // the register-streaming GEMV path
-          for (int u : {1, 2, 4})
-            for (int wp : {4, 8})
+        if (m == 1 && v.pack_layout == Layout::kAligned) {
+          for (int u : {1, 2, 4}) {
+            for (int wp : {4, 8})  // the register-streaming GEMV over (row block, K split)
               for (int sp : {1, 2, 3, 4, 6, 8})
                 if (sp <= std::max(1, G / 2)) cands.push_back({wp, sp, false, u});
-        if (m == 1 && v.pack_layout == Layout::kAligned)  // ... in stream-K form (one wave of blocks)
-          for (int u : {1, 2, 4}) {
-            for (int wp : {4, 8, 16}) cands.push_back({wp, 1, false, u, true});         // equal runs
-            for (int wp : {8, 16, 32}) cands.push_back({wp, 1, false, u, true, true});  // whole tiles
+            // ... in stream-K form (one wave of blocks): equal runs, whole tiles
+            for (int wp : {4, 8, 16}) cands.push_back({wp, 1, false, u, true});
+            for (int wp : {8, 16, 32}) cands.push_back({wp, 1, false, u, true, true});
           }
-        if (m == 1 && v.pack_layout == Layout::kAligned)  // ... with 3 or 4 one-unit batches in flight
-          for (int st : {3, 4}) {
+          for (int st : {3, 4}) {  // ... with 3 or 4 one-unit batches in flight
             for (int wp : {8, 16}) cands.push_back({wp, 1, false, 1, true, false, 0, st});
             for (int wp : {8, 12, 16}) cands.push_back({wp, 1, false, 1, true, true, 0, st});
-          }
-        if (m == 1 && v.pack_layout == Layout::kAligned)  // ... each warp staging its own x
-          for (int st : {3, 4})
-            for (bool whole : {false, true})
+            for (bool whole : {false, true})  // ... each warp staging its own x
               for (int wp : {4, 8, 12, 16}) cands.push_back({wp, 1, false, 1, true, whole, 0, st, true});
+          }
+        }
         double best_t = 1e30, best_gemv_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_mma_t = 1e30,
                best_sk_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_skt_t[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
         for (const LaunchConfig& cfg : cands) {

@@ -485,41 +485,30 @@ __global__ void __launch_bounds__(WARPS * 32) mixed_gemm_kernel(const Params p) 
 // its numerics are those of the GEMM: B fragments carry x in column 0 (lanes 0-3) and zeros.
 
 // Weights are read once per call: they are loaded L2-evict-first (sm_80+) and the block copy of x
-// evict-last, so the weight stream does not push the activations out of L2.
-__device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
+// evict-last, so the weight stream does not push the activations out of L2. STREAM: evict-first
+// and no L1 allocation (weights, 16 or 8 bytes); otherwise evict-last through L1 (x, 16 bytes).
+template <bool STREAM, class V>
+__device__ __forceinline__ V ldg_l2(const V* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  uint4 v;
+  static_assert(sizeof(V) == 16 || (STREAM && sizeof(V) == 8), "uint4, or uint2 for streamed weights");
+  V v;
   std::uint64_t pol;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
-  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p), "l"(pol));
-  return v;
-#else
-  return __ldg(p);
-#endif
-}
-__device__ __forceinline__ uint2 ldg_stream(const uint2* p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  uint2 v;
-  std::uint64_t pol;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
-  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;\n"
-               : "=r"(v.x), "=r"(v.y)
-               : "l"(p), "l"(pol));
-  return v;
-#else
-  return __ldg(p);
-#endif
-}
-__device__ __forceinline__ uint4 ldg_keep(const uint4* p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  uint4 v;
-  std::uint64_t pol;
-  asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(pol));
-  asm volatile("ld.global.nc.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p), "l"(pol));
+  if constexpr (STREAM) {
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+    if constexpr (sizeof(V) == 16)
+      asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                   : "l"(p), "l"(pol));
+    else
+      asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;\n"
+                   : "=r"(v.x), "=r"(v.y)
+                   : "l"(p), "l"(pol));
+  } else {
+    asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(pol));
+    asm volatile("ld.global.nc.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p), "l"(pol));
+  }
   return v;
 #else
   return __ldg(p);
@@ -528,15 +517,15 @@ __device__ __forceinline__ uint4 ldg_keep(const uint4* p) {
 
 template <int B>
 __device__ __forceinline__ void gemv_load_unit(std::uint32_t* w, const std::uint8_t* unit, int lane) {
-  const uint4 v = ldg_stream(reinterpret_cast<const uint4*>(unit + lane * 16));
+  const uint4 v = ldg_l2<true>(reinterpret_cast<const uint4*>(unit + lane * 16));
   w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
   if constexpr (B == 3) {
-    const uint2 u = ldg_stream(reinterpret_cast<const uint2*>(unit + 512 + lane * 8));
+    const uint2 u = ldg_l2<true>(reinterpret_cast<const uint2*>(unit + 512 + lane * 8));
     w[4] = u.x; w[5] = u.y;
   } else if constexpr (B >= 4) {
 #pragma unroll
     for (int c = 1; c < B / 2; ++c) {
-      const uint4 u = ldg_stream(reinterpret_cast<const uint4*>(unit + c * 512 + lane * 16));
+      const uint4 u = ldg_l2<true>(reinterpret_cast<const uint4*>(unit + c * 512 + lane * 16));
       w[4 * c] = u.x; w[4 * c + 1] = u.y; w[4 * c + 2] = u.z; w[4 * c + 3] = u.w;
     }
   }
@@ -811,7 +800,7 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   } else {
     grid_dep_wait();
     const uint4* xg = reinterpret_cast<const uint4*>(p.x);
-    for (int c = tid; c < G * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = ldg_keep(xg + c);
+    for (int c = tid; c < G * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = ldg_l2<false>(xg + c);
     if (tid < 4) zs[tid] = 0u;
     for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
     __syncthreads();
@@ -1055,13 +1044,16 @@ const DeviceInfo& device_info() {
           for (bool al : {true, false})
             cudaFuncSetAttribute(pick_kernel(nti, w, al),
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, dyn);
-      for (int w : {4, 8})
-        for (int b : {2, 3, 4, 8})
-          for (int u : {1, 2, 4})
-            for (int st : {2, 3, 4})
-              for (GemvFn f : {pick_gemv(w, b, u), pick_gemv_sk(b, u, false, st), pick_gemv_sk(b, u, true, st),
-                               pick_gemv_sk(b, u, false, st, true), pick_gemv_sk(b, u, true, st, true)})
-                if (f) cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
+      auto allow_gemv = [&](GemvFn f) {
+        if (f) cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, info[d].smem_optin - 64);
+      };
+      for (int b : {2, 3, 4, 8})
+        for (int u : {1, 2, 4}) {
+          for (int w : {4, 8}) allow_gemv(pick_gemv(w, b, u));
+          for (int st : {2, 3, 4})
+            for (bool uni : {false, true})
+              for (bool xw : {false, true}) allow_gemv(pick_gemv_sk(b, u, uni, st, xw));
+        }
       cudaGetLastError();  // do not leave a failed attribute call as the sticky "last error"
       cudaSetDevice(prev);
     }
