@@ -1,6 +1,7 @@
 // Benchmark of the mixed-precision GEMV/GEMM kernels against cuBLAS fp16, in one run on one GPU.
 //
-//   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...] [--verbose-tuning]
+//   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...]
+//                 [--variants u4,...] [--ms 1,...] [--verbose-tuning]
 //
 // For every shape (N x K) and M in {1, 16, 128}: cuBLAS fp16 (cublasGemmEx, fp32 accumulate) and
 // the packed variants (uniform 2/3/4/8-bit aligned, uniform 4-bit unaligned, mixed {2,4,8} on
@@ -32,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -273,6 +275,8 @@ struct Options {
   int reps = 50;
   bool quick = false, e2e = true;
   std::string shapes;  // --shapes NxK[,NxK...]: only these shapes
+  std::set<std::string> only;  // --variants a,b,...: only these (and cublas_fp16, the speedup baseline)
+  std::vector<int> ms = {1, 16, 128};  // --ms 1,16,...: batch sizes
 };
 
 struct Context {
@@ -336,6 +340,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
   CUDA_OK(cudaMemcpy(c.x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
   std::map<int, double> cublas_us;
   for (const Variant& v : variants()) {
+    if (!c.opt.only.empty() && v.bits != 16 && !c.opt.only.count(v.name)) continue;
     auto t0 = std::chrono::steady_clock::now();
     std::vector<double> ref;
     std::vector<GpuWeights> copies;
@@ -761,8 +766,36 @@ int main(int argc, char** argv) {
     else if (a == "--shapes" && i + 1 < argc) opt.shapes = argv[++i];
     else if (a == "--no-e2e") opt.e2e = false;
     else if (a == "--allocation" && i + 1 < argc) opt.allocations.push_back(argv[++i]);
-    else {
-      std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...] [--verbose-tuning]\n");
+    else if (a == "--variants" && i + 1 < argc) {
+      std::stringstream list(argv[++i]);
+      for (std::string item; std::getline(list, item, ',');) opt.only.insert(item);
+    } else if (a == "--ms" && i + 1 < argc) {
+      opt.ms.clear();
+      std::stringstream list(argv[++i]);
+      for (std::string item; std::getline(list, item, ',');) {
+        const int m = std::atoi(item.c_str());
+        if (m < 1 || m > 128) {
+          std::fprintf(stderr, "kernels_bench: --ms: '%s' is not a batch size in 1..128\n", item.c_str());
+          return 2;
+        }
+        opt.ms.push_back(m);
+      }
+    } else {
+      std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE] "
+                           "[--shapes NxK,...] [--variants u4,...] [--ms 1,...] [--verbose-tuning]\n");
+      return 2;
+    }
+  }
+  for (const std::string& name : opt.only) {
+    bool known = false;
+    std::string names;
+    for (const Variant& v : variants()) {
+      known = known || v.name == name;
+      names += (names.empty() ? "" : ", ") + v.name;
+    }
+    if (!known) {
+      std::fprintf(stderr, "kernels_bench: --variants: unknown variant '%s' (expected some of: %s)\n", name.c_str(),
+                   names.c_str());
       return 2;
     }
   }
@@ -812,7 +845,7 @@ int main(int argc, char** argv) {
       shapes.emplace_back(n, k);
     }
   }
-  const std::vector<int> ms = {1, 16, 128};
+  const std::vector<int> ms = opt.ms;
   std::vector<Row> rows;
   for (const auto& [n, k] : shapes) bench_shape(c, n, k, ms, rows);
   std::vector<E2E> e2e;
