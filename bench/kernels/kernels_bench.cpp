@@ -773,17 +773,40 @@ int main(int argc, char** argv) {
       opt.ms.clear();
       std::stringstream list(argv[++i]);
       for (std::string item; std::getline(list, item, ',');) {
-        const int m = std::atoi(item.c_str());
-        if (m < 1 || m > 128) {
+        char* end = nullptr;
+        const long m = std::strtol(item.c_str(), &end, 10);
+        if (end == item.c_str() || *end != '\0' || m < 1 || m > 128) {
           std::fprintf(stderr, "kernels_bench: --ms: '%s' is not a batch size in 1..128\n", item.c_str());
           return 2;
         }
-        opt.ms.push_back(m);
+        opt.ms.push_back(static_cast<int>(m));
       }
     } else {
       std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE] "
                            "[--shapes NxK,...] [--variants u4,...] [--ms 1,...] [--verbose-tuning]\n");
       return 2;
+    }
+  }
+  // Shapes and names are checked before any device work, so bad arguments fail the same way with
+  // or without a GPU.
+  const int nmax = 28672, kmax = 11008;  // the largest shape the buffers below are sized for
+  std::vector<std::pair<int, int>> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {8192, 8192}, {28672, 8192}};
+  if (opt.quick) shapes = {{4096, 4096}, {28672, 8192}};
+  if (!opt.shapes.empty()) {  // NxK[,NxK...]
+    shapes.clear();
+    std::stringstream list(opt.shapes);
+    for (std::string item; std::getline(list, item, ',');) {
+      int n = 0, k = 0;
+      char sep = 0;
+      std::stringstream one(item);
+      if (!(one >> n >> sep >> k) || sep != 'x' || n <= 0 || k <= 0 || n % 16 || k % 128 || n > nmax ||
+          k > kmax) {
+        std::fprintf(stderr,
+                     "kernels_bench: --shapes: '%s' is not NxK with N a multiple of 16 up to %d, K of 128 up to %d\n",
+                     item.c_str(), nmax, kmax);
+        return 2;
+      }
+      shapes.emplace_back(n, k);
     }
   }
   for (const std::string& name : opt.only) {
@@ -796,6 +819,14 @@ int main(int argc, char** argv) {
     if (!known) {
       std::fprintf(stderr, "kernels_bench: --variants: unknown variant '%s' (expected some of: %s)\n", name.c_str(),
                    names.c_str());
+      return 2;
+    }
+  }
+  for (const std::string& file : opt.allocations) {  // read again for the decode step
+    try {
+      read_layer_allocation(file, kLlama7bLayers, llama7b_layer_weights());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kernels_bench: --allocation: %s\n", e.what());
       return 2;
     }
   }
@@ -817,7 +848,6 @@ int main(int argc, char** argv) {
   void* cublas_ws = nullptr;
   CUDA_OK(cudaMalloc(&cublas_ws, 64 << 20));
   CUBLAS_OK(cublasSetWorkspace(c.cublas, cublas_ws, 64 << 20));
-  const int nmax = 28672, kmax = 11008;
   c.ws = make_workspace(nmax);
   CUDA_OK(cudaMalloc(&c.x, static_cast<std::size_t>(128) * kmax * 2));
   CUDA_OK(cudaMalloc(&c.y, static_cast<std::size_t>(128) * nmax * 2));
@@ -826,25 +856,6 @@ int main(int argc, char** argv) {
   std::printf("card: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", c.card.c_str(),
               c.sms, prop.l2CacheSize >> 20, c.copy_gbps);
 
-  std::vector<std::pair<int, int>> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {8192, 8192}, {28672, 8192}};
-  if (opt.quick) shapes = {{4096, 4096}, {28672, 8192}};
-  if (!opt.shapes.empty()) {  // NxK[,NxK...]
-    shapes.clear();
-    std::stringstream list(opt.shapes);
-    for (std::string item; std::getline(list, item, ',');) {
-      int n = 0, k = 0;
-      char sep = 0;
-      std::stringstream one(item);
-      if (!(one >> n >> sep >> k) || sep != 'x' || n <= 0 || k <= 0 || n % 16 || k % 128 || n > nmax ||
-          k > kmax) {
-        std::fprintf(stderr,
-                     "kernels_bench: --shapes: '%s' is not NxK with N a multiple of 16 up to %d, K of 128 up to %d\n",
-                     item.c_str(), nmax, kmax);
-        return 2;
-      }
-      shapes.emplace_back(n, k);
-    }
-  }
   const std::vector<int> ms = opt.ms;
   std::vector<Row> rows;
   for (const auto& [n, k] : shapes) bench_shape(c, n, k, ms, rows);
