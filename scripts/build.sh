@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds hawq-bench into build/ (Release), with ccache under ~/.cache so repeated
-# builds on the same machine (CI included) reuse objects. Extra arguments go to `cmake --build`.
+# builds on the same machine (CI included) reuse objects. Extra arguments go to `cmake --build`
+# (e.g. `--target hawq-bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"

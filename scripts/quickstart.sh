@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh hawq-bench
+bash scripts/build.sh --target hawq-bench
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Two ranks on a 2-core machine: one intra-op thread each (threads_per_rank in the YAML).
 mpirun -n 2 --oversubscribe "${BUILD_DIR:-build}/hawq-bench" experiments/quickstart.yaml "$@"
