@@ -120,7 +120,13 @@ inline bool within_budget(double total, double budget) {
 
 // Resources after the primary one whose finite budget could bind (budget below the largest
 // achievable total). The single-resource solvers optimise resources[0] only.
-inline std::vector<std::size_t> binding_secondary(const AllocationProblem& p) {
+// Also refuses a mixed-width penalty on the primary resource, which these solvers (additive in the
+// primary) cannot model; on a secondary resource the penalised total is what they check.
+inline std::vector<std::size_t> binding_secondary(const AllocationProblem& p, const std::string& solver) {
+  if (p.resources[0].has_mix_penalty())
+    throw UserError(solver + ": the primary resource '" + p.resources[0].name + "' has a mixed-width factor (" +
+                    std::to_string(p.resources[0].mix_factor) +
+                    "), which only the 'hardware' allocator models; make it a secondary resource or use 'hardware'");
   std::vector<std::size_t> out;
   for (std::size_t r = 1; r < p.resources.size(); ++r) {
     if (!std::isfinite(p.resources[r].budget)) continue;

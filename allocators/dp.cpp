@@ -124,7 +124,7 @@ Allocation DpAllocator::solve(const AllocationProblem& problem) const {
   Stopwatch sw;
   problem.validate();
   check_feasible(problem);
-  const auto binding = binding_secondary(problem);
+  const auto binding = binding_secondary(problem, "dp");
   const ItemSet s = build_items(problem);
   const std::size_t U = s.size();
   HAWQ_CHECK(problem.num_candidates() <= 255, "dp stores choices in one byte");

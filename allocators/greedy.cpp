@@ -63,7 +63,7 @@ class GreedyAllocator : public Allocator {
 
 std::vector<Allocation> GreedyAllocator::run(const AllocationProblem& problem, const std::vector<double>& budgets,
                                              const Stopwatch& sw) const {
-  const auto binding = binding_secondary(problem);
+  const auto binding = binding_secondary(problem, "greedy");
   const ItemSet s = build_items(problem);
   const std::size_t U = s.size();
   const auto& c = s.cost[0];

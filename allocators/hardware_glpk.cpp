@@ -10,16 +10,27 @@
 // outside `supported_bits` get no variable. Each budget row is shifted by the items' cheapest costs
 // and scaled to unit size, and the objective is scaled by the smallest possible total distortion,
 // which keeps GLPK's absolute tolerances small relative to the answer.
+// A resource with a mixed-width penalty (Resource::mix_group / mix_factor: a unit of blocks that
+// takes two or more widths costs mix_factor times its additive cost) gets, per unit, binaries
+// "uniform at width j" and per-option continuous terms that make the budget row charge the
+// penalty exactly when the unit is mixed (add_mix_penalty). GLPK then struggles to find
+// incumbents, so two additive problems solved first (units tied to one width; penalised budgets
+// divided by their factor) offer a feasible start; the search then runs without the MIP presolver,
+// whose renumbering of columns the start could not follow.
 //
-// glp_intopt (branch and bound, MIP presolve on) solves it to optimality (mip_gap 0: gap_bound 0).
+// glp_intopt (branch and bound, MIP presolve on unless a start is offered) solves it to optimality (mip_gap 0: gap_bound 0).
 // With mip_gap > 0 the bound follows from GLPK's stopping rule; when time_limit_s stops the search
 // with an incumbent, the best open node's bound (else the LP relaxation) is the lower bound. Params: supported_bits (list;
 // default every candidate), time_limit_s (default 60), mip_gap (default 0), verbose (default
 // false: GLPK's terminal output is silenced).
 #include <glpk.h>
 
+#include <algorithm>
 #include <climits>
+#include <functional>
+#include <map>
 #include <memory>
+#include <set>
 
 #include "allocator_common.h"
 #include "hawq/registry.h"
@@ -48,10 +59,15 @@ struct GlpDeleter {
 struct BoundTracker {
   bool have = false;
   double bound = 0;
+  std::vector<double> start;  // a feasible solution (1-based column values) to offer once, if any
 };
 
 void track_bound(glp_tree* tree, void* info) {
   auto* t = static_cast<BoundTracker*>(info);
+  if (glp_ios_reason(tree) == GLP_IHEUR && !t->start.empty()) {
+    glp_ios_heur_sol(tree, t->start.data());
+    t->start.clear();
+  }
   const int node = glp_ios_best_node(tree);
   if (node == 0) return;
   const double b = glp_ios_node_bound(tree, node);
@@ -70,6 +86,133 @@ class TermOut {
  private:
   int prev_;
 };
+
+// A unit of a resource's mixed-width penalty (Resource::mix_group) that the ILP must model: its
+// blocks belong to two or more items, so they can end up with different widths.
+struct MixUnit {
+  std::map<std::size_t, double> coef;   // option -> additive cost of the unit's blocks in that option's item
+  std::set<int> forced;                 // candidate indices of the unit's fixed items
+  double fixed = 0;                     // additive cost of the unit's blocks in fixed items
+  std::vector<std::size_t> free_items;  // the unit's items with more than one option
+};
+
+// The penalty (f - 1) A_g that the units pay under a choice of one option per item.
+long double mix_extra(const std::vector<MixUnit>& units, double f, const ItemSet& s,
+                      const std::vector<std::size_t>& choice) {
+  long double extra = 0;
+  for (const MixUnit& g : units) {
+    std::set<int> widths = g.forced;
+    long double a = g.fixed;
+    for (std::size_t u : g.free_items) {
+      widths.insert(s.cand[choice[u]]);
+      a += g.coef.at(choice[u]);
+    }
+    if (widths.size() > 1) extra += (f - 1.0) * a;
+  }
+  return extra;
+}
+
+std::vector<MixUnit> mix_units(const AllocationProblem& q, const ItemSet& s, std::size_t r) {
+  const Resource& res = q.resources[r];
+  std::vector<MixUnit> out;
+  if (!res.has_mix_penalty()) return out;
+  std::map<int, std::vector<std::size_t>> blocks;  // mix group -> blocks
+  for (std::size_t i = 0; i < q.num_blocks(); ++i)
+    if (res.mix_group[i] >= 0) blocks[res.mix_group[i]].push_back(i);
+  for (const auto& kv : blocks) {
+    std::set<std::size_t> items;
+    for (std::size_t i : kv.second) items.insert(s.item_of_block[i]);
+    if (items.size() < 2) continue;  // one item: one width, never mixed
+    MixUnit g;
+    for (std::size_t i : kv.second) {
+      const std::size_t u = s.item_of_block[i];
+      for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
+        const double c = res.cost[i][static_cast<std::size_t>(s.cand[o])];
+        if (s.num_options(u) == 1) {
+          g.fixed += c;
+          g.forced.insert(s.cand[o]);
+        } else {
+          g.coef[o] += c;
+        }
+      }
+    }
+    for (std::size_t u : items)
+      if (s.num_options(u) > 1) g.free_items.push_back(u);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// The penalty of unit g is (f - 1) Σ_o a_o (x_o - p_o) over the options o of its items (a_o = the
+// additive cost of g's blocks in option o), with binaries w[g][j] ("g is uniform at width j",
+// Σ_j w <= 1, and x_o + Σ_{j != width(o)} w[g][j] <= 1) and continuous p_o <= x_o, p_o <= w[g][width(o)]:
+// a uniform unit sets its w and pays nothing, a mixed one has every w at 0 and pays (f - 1) A_g.
+// Per-option terms keep the LP relaxation tight (a big-M on the unit's total did not). Fixed items
+// add (f - 1) a (1 - w[g][their width]). Adds the rows and columns, the per-option penalty
+// coefficients to `xcoef` (resource unit, for the budget row's x entries), the budget row's
+// entries of the new columns to (ia, ja, ar) and returns the constant part, Σ (f - 1) a over fixed items.
+struct MixCols {  // the columns add_mix_penalty made, to write a known solution into
+  std::vector<std::map<int, int>> w;                     // per unit: width -> w column
+  std::vector<std::vector<std::pair<int, std::size_t>>> p;  // per unit: (p column, option)
+};
+double add_mix_penalty(glp_prob* lp, const std::vector<MixUnit>& units, double f, double scale, int rr,
+                       const std::vector<int>& col_of, const ItemSet& s, std::map<std::size_t, double>& xcoef,
+                       std::vector<int>& ia, std::vector<int>& ja, std::vector<double>& ar, MixCols& cols) {
+  auto put = [&](int row, int col, double v) {
+    ia.push_back(row);
+    ja.push_back(col);
+    ar.push_back(v);
+  };
+  auto bin = [&]() {
+    const int col = glp_add_cols(lp, 1);
+    glp_set_col_kind(lp, col, GLP_BV);
+    return col;
+  };
+  double constant = 0;
+  cols.w.assign(units.size(), {});
+  cols.p.assign(units.size(), {});
+  for (std::size_t gi = 0; gi < units.size(); ++gi) {
+    const MixUnit& g = units[gi];
+    for (const auto& oc : g.coef) xcoef[oc.first] += (f - 1.0) * oc.second;
+    constant += (f - 1.0) * g.fixed;
+    if (g.forced.size() > 1) continue;  // always mixed: the penalty is linear in x
+    std::set<int> widths = g.forced;  // the widths g can be uniform at
+    if (g.forced.empty())
+      for (const auto& oc : g.coef) widths.insert(s.cand[oc.first]);
+    std::map<int, int>& w = cols.w[gi];
+    for (int j : widths) w[j] = bin();
+    const int one = glp_add_rows(lp, 1);  // Σ w <= 1
+    glp_set_row_bnds(lp, one, GLP_UP, 0.0, 1.0);
+    for (const auto& wj : w) put(one, wj.second, 1.0);
+    if (!g.forced.empty()) put(rr, w.begin()->second, -(f - 1.0) * g.fixed / scale);
+    for (const auto& oc : g.coef) {
+      const int x = col_of[oc.first], j = s.cand[oc.first];
+      const int compat = glp_add_rows(lp, 1);  // x_o + Σ_{j' != j} w[j'] <= 1
+      glp_set_row_bnds(lp, compat, GLP_UP, 0.0, 1.0);
+      put(compat, x, 1.0);
+      for (const auto& wj : w)
+        if (wj.first != j) put(compat, wj.second, 1.0);
+      if (!w.count(j) || oc.second == 0) continue;  // no uniform unit at this width: p_o = 0
+      const int p = glp_add_cols(lp, 1);
+      glp_set_col_kind(lp, p, GLP_CV);
+      glp_set_col_bnds(lp, p, GLP_DB, 0.0, 1.0);
+      const int px = glp_add_rows(lp, 1), pw = glp_add_rows(lp, 1);  // p <= x, p <= w[j]
+      glp_set_row_bnds(lp, px, GLP_UP, 0.0, 0.0);
+      glp_set_row_bnds(lp, pw, GLP_UP, 0.0, 0.0);
+      put(px, p, 1.0);
+      put(px, x, -1.0);
+      put(pw, p, 1.0);
+      put(pw, w.at(j), -1.0);
+      put(rr, p, -(f - 1.0) * oc.second / scale);
+      cols.p[gi].push_back({p, oc.first});
+    }
+  }
+  return constant;
+}
+
+std::size_t item_of_option(const ItemSet& s, std::size_t o) {
+  return static_cast<std::size_t>(std::upper_bound(s.first.begin(), s.first.end(), o) - s.first.begin()) - 1;
+}
 
 class HardwareAllocator : public Allocator {
  public:
@@ -102,6 +245,12 @@ class HardwareAllocator : public Allocator {
   }
 
  private:
+  // Option per item of a feasible answer to the penalised problem q from two additive problems
+  // solved by this allocator (a third of the time limit each; empty when neither is feasible):
+  // every mixed-width unit tied to one width, and every penalised budget divided by its factor.
+  // The one with less distortion wins.
+  std::vector<std::size_t> warm_start(const AllocationProblem& q, const ItemSet& s) const;
+
   std::vector<int> supported_;
   double time_limit_s_;
   double mip_gap_;
@@ -214,9 +363,14 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
       std::size_t r;
       int row;
       double scale;
-      double rhs;  // in the resource's unit, shifted
+      double rhs;        // in the resource's unit, shifted
+      long double base;  // the shift: Σ over items of their cheapest option
+      std::vector<MixUnit> units;  // mixed-width units of the resource, if any
+      double constant;   // their penalty terms that do not depend on the choice (row bound offset)
+      MixCols cols;      // their columns
     };
     std::vector<BudgetRow> budget_rows;
+    int penalty_units = 0;
     for (std::size_t r : rows_of) {
       long double base = 0;
       double scale = 0;
@@ -229,20 +383,32 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
         if (s.num_options(u) > 1)
           for (std::size_t o = s.begin(u); o < s.end(u); ++o) scale = std::max(scale, s.cost[r][o] - m);
       }
+      const std::vector<MixUnit> units = mix_units(q, s, r);
+      const double f = q.resources[r].mix_factor;
+      for (const MixUnit& g : units) {
+        for (const auto& oc : g.coef) scale = std::max(scale, (f - 1.0) * oc.second);
+        scale = std::max(scale, (f - 1.0) * g.fixed);
+      }
       if (!(scale > 0)) continue;  // every free item costs the same in this resource
       const double rhs = std::max(0.0, static_cast<double>((long double)q.resources[r].budget - base));
       const int rr = glp_add_rows(lp.get(), 1);
-      glp_set_row_bnds(lp.get(), rr, GLP_UP, 0.0, rhs / scale);
+      std::map<std::size_t, double> xcoef;  // the penalty's per-option terms, resource unit
+      MixCols cols;
+      const double constant = add_mix_penalty(lp.get(), units, f, scale, rr, col_of, s, xcoef, ia, ja, ar, cols);
+      glp_set_row_bnds(lp.get(), rr, GLP_UP, 0.0, (rhs - constant) / scale);
       for (std::size_t u : free_items)
         for (std::size_t o = s.begin(u); o < s.end(u); ++o) {
-          const double coef = (s.cost[r][o] - mins[u]) / scale;
+          const auto it = xcoef.find(o);
+          const double coef = (s.cost[r][o] - mins[u] + (it == xcoef.end() ? 0.0 : it->second)) / scale;
           if (coef == 0) continue;
           ia.push_back(rr);
           ja.push_back(col_of[o]);
           ar.push_back(coef);
         }
-      budget_rows.push_back({r, rr, scale, rhs});
+      penalty_units += static_cast<int>(units.size());
+      budget_rows.push_back({r, rr, scale, rhs, base, units, constant, cols});
     }
+    ncols = glp_get_num_cols(lp.get());
     glp_load_matrix(lp.get(), static_cast<int>(ia.size()) - 1, ia.data(), ja.data(), ar.data());
 
     glp_iocp parm;
@@ -258,6 +424,28 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     BoundTracker tracker;
     parm.cb_func = track_bound;
     parm.cb_info = &tracker;
+    if (penalty_units) {
+      // Penalised units make incumbents hard for GLPK to find: offer the better of two feasible
+      // answers of additive problems, one width per unit (never penalised) and every penalised
+      // budget divided by its factor (met whatever the penalty).
+      const std::vector<std::size_t> start = warm_start(q, s);
+      if (!start.empty()) {
+        tracker.start.assign(static_cast<std::size_t>(glp_get_num_cols(lp.get())) + 1, 0.0);
+        for (std::size_t u : free_items) tracker.start[static_cast<std::size_t>(col_of[start[u]])] = 1.0;
+        for (const BudgetRow& br : budget_rows)
+          for (std::size_t gi = 0; gi < br.units.size(); ++gi) {
+            const MixUnit& g = br.units[gi];
+            std::set<int> widths = g.forced;
+            for (std::size_t u : g.free_items) widths.insert(s.cand[start[u]]);
+            if (widths.size() != 1 || !br.cols.w[gi].count(*widths.begin())) continue;
+            tracker.start[static_cast<std::size_t>(br.cols.w[gi].at(*widths.begin()))] = 1.0;
+            for (const auto& [pc, o] : br.cols.p[gi])
+              if (start[item_of_option(s, o)] == o) tracker.start[static_cast<std::size_t>(pc)] = 1.0;
+          }
+      }
+    }
+    // the search gets what the warm start's solves left of time_limit_s
+    parm.tm_lim = static_cast<int>(std::min(std::max(1.0, time_limit_s_ - sw.seconds()) * 1000.0, static_cast<double>(INT_MAX)));
 
     // GLPK meets rows within its feasibility tolerance; if the rounded-to-binary answer overshoots
     // a true budget, tighten that row by the overshoot and solve again.
@@ -266,6 +454,16 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     for (int attempt = 0; attempt < 4 && !met; ++attempt) {
       {
         TermOut quiet(verbose_);
+        if (!tracker.start.empty()) {
+          // The callback's column numbers are those of the problem in the search tree, which the
+          // MIP presolver would renumber: solve the LP relaxation here and search without it.
+          glp_smcp sp;
+          glp_init_smcp(&sp);
+          sp.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
+          sp.presolve = GLP_ON;
+          parm.presolve = glp_simplex(lp.get(), &sp) == 0 && glp_get_status(lp.get()) == GLP_OPT ? GLP_OFF : GLP_ON;
+          if (parm.presolve == GLP_ON) tracker.start.clear();  // no LP optimum to start from: no offer
+        }
         ret = glp_intopt(lp.get(), &parm);
       }
       status = glp_mip_status(lp.get());
@@ -294,7 +492,7 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
       }
       met = true;
       for (auto& br : budget_rows) {
-        long double used = 0;
+        long double used = mix_extra(br.units, q.resources[br.r].mix_factor, s, choice);
         for (std::size_t u = 0; u < U; ++u) {
           double m = kInf;
           for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.cost[br.r][o]);
@@ -303,7 +501,7 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
         if (used > br.rhs && !within_budget(static_cast<double>(used), br.rhs)) {
           met = false;
           br.rhs -= static_cast<double>(used - br.rhs) * (1 + 1e-6) + 1e-12 * br.scale;
-          glp_set_row_bnds(lp.get(), br.row, GLP_UP, 0.0, std::max(0.0, br.rhs) / br.scale);
+          glp_set_row_bnds(lp.get(), br.row, GLP_UP, 0.0, (std::max(0.0, br.rhs) - br.constant) / br.scale);
         }
       }
     }
@@ -313,8 +511,10 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     long double fixed_dist = 0;
     for (std::size_t u = 0; u < U; ++u)
       if (s.num_options(u) == 1) fixed_dist += s.dist[choice[u]];
-    note << "hardware: GLPK ILP, " << ncols << " binaries, " << free_items.size() << " one-hot rows, "
-         << budget_rows.size() << " budget rows; ";
+    note << "hardware: GLPK ILP, " << ncols << " columns, " << free_items.size() << " one-hot rows, "
+         << budget_rows.size() << " budget rows";
+    if (penalty_units) note << ", " << penalty_units << " mixed-width units";
+    note << "; ";
     if (ret == 0 && status == GLP_OPT) {
       if (mip_gap_ > 0) {
         const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
@@ -367,6 +567,67 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
   a.note = note.str() + restrict_note;
   a.seconds = sw.seconds();
   return a;
+}
+
+std::vector<std::size_t> HardwareAllocator::warm_start(const AllocationProblem& q, const ItemSet& s) const {
+  HardwareAllocator sub = *this;
+  sub.time_limit_s_ = time_limit_s_ / 3;
+  sub.supported_.clear();  // q is already restricted
+  std::vector<AllocationProblem> tries(2, q);
+  {  // one width per unit: merge each penalised resource's units into the tied groups
+    AllocationProblem& t = tries[0];
+    const std::size_t n = q.num_blocks();
+    std::vector<std::size_t> parent(n);
+    for (std::size_t i = 0; i < n; ++i) parent[i] = i;
+    std::function<std::size_t(std::size_t)> root = [&](std::size_t i) {
+      return parent[i] == i ? i : parent[i] = root(parent[i]);
+    };
+    auto join = [&](const std::vector<int>& ids) {
+      std::map<int, std::size_t> first;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (ids.empty() || ids[i] < 0) continue;
+        const auto it = first.emplace(ids[i], i).first;
+        parent[root(i)] = root(it->second);
+      }
+    };
+    join(q.group);
+    for (auto& r : t.resources)
+      if (r.has_mix_penalty()) {
+        join(r.mix_group);
+        r.mix_factor = 1.0;
+      }
+    t.group.assign(n, -1);
+    for (std::size_t i = 0; i < n; ++i) t.group[i] = static_cast<int>(root(i));
+  }
+  for (auto& r : tries[1].resources)  // every penalised budget divided by its factor
+    if (r.has_mix_penalty()) {
+      r.budget /= r.mix_factor;
+      r.mix_factor = 1.0;
+    }
+  std::vector<int> best;
+  double best_obj = kInf;
+  for (const AllocationProblem& t : tries) {
+    try {
+      const Allocation a = sub.solve(t);
+      const Allocation e = evaluate_allocation(q, a.bits);  // penalised, on the real budgets
+      bool ok = true;
+      for (std::size_t r = 0; r < q.resources.size(); ++r)
+        ok = ok && (!std::isfinite(q.resources[r].budget) || within_budget(e.cost[r], q.resources[r].budget));
+      if (ok && e.objective < best_obj) {
+        best_obj = e.objective;
+        best = a.bits;
+      }
+    } catch (const std::exception&) {  // infeasible or out of time: no start from this one
+    }
+  }
+  if (best.empty()) return {};
+  std::vector<std::size_t> option(s.size());
+  for (std::size_t i = 0; i < q.num_blocks(); ++i) {
+    const std::size_t u = s.item_of_block[i];
+    for (std::size_t o = s.begin(u); o < s.end(u); ++o)
+      if (q.candidate_bits[static_cast<std::size_t>(s.cand[o])] == best[i]) option[u] = o;
+  }
+  return option;
 }
 
 }  // namespace

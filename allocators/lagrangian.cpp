@@ -56,7 +56,7 @@ class LagrangianAllocator : public Allocator {
     Stopwatch sw;
     problem.validate();
     check_feasible(problem);
-    const auto binding = binding_secondary(problem);
+    const auto binding = binding_secondary(problem, "lagrangian");
     const Prepared pre = prepare(problem);
     return solve_at(problem, pre, problem.resources[0].budget, binding, sw);
   }
@@ -75,7 +75,7 @@ class LagrangianAllocator : public Allocator {
     AllocationProblem p = problem;
     p.resources[0].budget = kInf;
     check_feasible(p);  // everything but the swept budget
-    const auto binding = binding_secondary(problem);
+    const auto binding = binding_secondary(problem, "lagrangian");
     const Prepared pre = prepare(problem);
     return monotone_frontier(budgets, [&](double b) {
       if (b < pre.lo * (1 - 1e-12) - 1e-9) throw InfeasibleError("budget below the smallest achievable total");

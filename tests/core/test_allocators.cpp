@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,27 @@ bool meets(double total, double budget) {
   return total <= budget + 1e-12 * std::max(std::abs(budget), std::abs(total)) + 1e-12;
 }
 
+// Total of resource r for per-block widths, with its mixed-width penalty: blocks sharing a
+// mix_group id >= 0 whose widths differ pay mix_factor times their summed cost. Written apart from
+// hawq::evaluate_allocation so the two check each other.
+double penalised_total(const AllocationProblem& p, std::size_t r, const std::vector<int>& bits) {
+  const hawq::Resource& res = p.resources[r];
+  std::map<int, std::pair<std::set<int>, double>> unit;
+  double total = 0;
+  for (std::size_t i = 0; i < p.num_blocks(); ++i) {
+    const std::size_t j = static_cast<std::size_t>(
+        std::find(p.candidate_bits.begin(), p.candidate_bits.end(), bits[i]) - p.candidate_bits.begin());
+    if (res.mix_group.empty() || res.mix_group[i] < 0) {
+      total += res.cost[i][j];
+    } else {
+      unit[res.mix_group[i]].first.insert(bits[i]);
+      unit[res.mix_group[i]].second += res.cost[i][j];
+    }
+  }
+  for (const auto& kv : unit) total += (kv.second.first.size() > 1 ? res.mix_factor : 1.0) * kv.second.second;
+  return total;
+}
+
 // Enumerates every width of every unit (a tied group or an untied block) the pins allow.
 Brute brute_force(const AllocationProblem& p) {
   const std::size_t n = p.num_blocks(), k = p.num_candidates(), nr = p.resources.size();
@@ -158,10 +180,15 @@ Brute brute_force(const AllocationProblem& p) {
   Brute best;
   std::vector<std::size_t> pick(m);
   std::vector<double> cost(nr, 0);
+  std::vector<int> leaf(n);
   std::function<void(std::size_t, double)> dfs = [&](std::size_t u, double dist) {
     if (u == m) {
-      for (std::size_t r = 0; r < nr; ++r)
-        if (!meets(cost[r], p.resources[r].budget)) return;
+      for (std::size_t v = 0; v < m; ++v)
+        for (std::size_t i : units[v]) leaf[i] = p.candidate_bits[pick[v]];
+      for (std::size_t r = 0; r < nr; ++r) {
+        const double total = p.resources[r].has_mix_penalty() ? penalised_total(p, r, leaf) : cost[r];
+        if (!meets(total, p.resources[r].budget)) return;
+      }
       if (dist < best.objective) {
         best.feasible = true;
         best.objective = dist;
@@ -706,6 +733,72 @@ TEST(HardwareAllocator, ParamsAreRead) {
   EXPECT_THROW(make("hardware", "{mip_gap: 2}"), hawq::ConfigError);
   EXPECT_THROW(make("hardware", "{supported_bits: [0]}"), hawq::ConfigError);
   EXPECT_THROW(make("hardware", "{time_limit_s: -1}"), hawq::ConfigError);
+}
+
+// A latency-like resource whose units (mix groups) cost more when their blocks take two or more
+// widths (the kernels' mixed path): the ILP's answer is the brute-force optimum under the
+// penalised budget, and the penalty changes the answer in some of the cases.
+TEST(HardwareAllocator, MixedWidthPenaltyMatchesBruteForce) {
+  int solved = 0, changed = 0;
+  for (std::uint64_t seed = 4001; seed <= 4160; ++seed) {
+    AllocationProblem p = random_problem(seed, 2);
+    Rng g(seed * 7 + 1);
+    hawq::Resource& lat = p.resources[1];
+    for (std::size_t i = 0; i < p.num_blocks(); ++i) lat.mix_group.push_back(g.pick(-1, 2));
+    lat.mix_factor = g.uni(1.05, 1.6);
+    auto [lo, hi] = hawq::feasible_range(p, 1);
+    lat.budget = lo + g.uni(0.05, 0.8) * (hi - lo);
+    const Brute opt = brute_force(p);
+    if (!opt.feasible) {
+      EXPECT_THROW(make("hardware")->solve(p), InfeasibleError) << describe(seed, p);
+      continue;
+    }
+    const Allocation a = make("hardware")->solve(p);
+    expect_valid(p, a, describe(seed, p));
+    expect_near_optimum("hardware", a, opt.objective, describe(seed, p));
+    EXPECT_NEAR(a.cost[1], penalised_total(p, 1, a.bits), 1e-9 * std::max(1.0, a.cost[1])) << describe(seed, p);
+    ++solved;
+    AllocationProblem additive = p;  // the same budget on the additive cost only
+    additive.resources[1].mix_factor = 1.0;
+    const Brute add = brute_force(additive);
+    changed += add.feasible && add.objective < opt.objective * (1 - 1e-9);
+  }
+  EXPECT_GT(solved, 100);
+  EXPECT_GT(changed, 5);
+}
+
+TEST(Allocation, MixedWidthPenaltyAppliesToMixedUnitsOnly) {
+  AllocationProblem p;
+  p.candidate_bits = {2, 4};
+  p.numel = {1, 1, 1, 1};
+  p.distortion.assign(4, {1.0, 0.5});
+  hawq::Resource r;
+  r.name = "latency_us";
+  r.cost = {{1, 2}, {10, 20}, {100, 200}, {1000, 2000}};
+  r.mix_group = {0, 0, 1, -1};
+  r.mix_factor = 1.5;
+  p.resources.push_back(r);
+  p.validate();
+  EXPECT_DOUBLE_EQ(hawq::evaluate_allocation(p, {2, 2, 2, 2}).cost[0], 1111.0);         // no unit mixed
+  EXPECT_DOUBLE_EQ(hawq::evaluate_allocation(p, {2, 4, 2, 4}).cost[0], 1.5 * 21 + 100 + 2000);  // unit 0 mixed
+  EXPECT_DOUBLE_EQ(hawq::evaluate_allocation(p, {4, 4, 4, 2}).cost[0], 22 + 200 + 1000);  // one block in unit 1
+  // the range: additive smallest, largest with unit 0 (two blocks) penalised
+  const auto range = hawq::feasible_range(p, 0);
+  EXPECT_DOUBLE_EQ(range.first, 1111.0);
+  EXPECT_DOUBLE_EQ(range.second, 2222.0 + 0.5 * 22);
+  // a factor below 1 is refused; the single-resource solvers refuse a penalised primary resource
+  AllocationProblem bad = p;
+  bad.resources[0].mix_factor = 0.9;
+  EXPECT_THROW(bad.validate(), UserError);
+  p.resources[0].budget = 1500;
+  for (const char* name : {"dp", "greedy", "lagrangian"}) {
+    try {
+      make(name)->solve(p);
+      ADD_FAILURE() << name << " accepted a penalised primary resource";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("hardware"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(HardwareAllocator, ThreeBudgetsAtOnce) {

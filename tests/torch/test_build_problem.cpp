@@ -80,6 +80,33 @@ TEST(BuildProblem, LatencyResourceCarriesEachBlocksShareOfItsWeight) {
   EXPECT_NEAR(all4.cost[0], 4.0 * (256 * 128 + 512 * 256), 1e-6);
 }
 
+TEST(BuildProblem, MixedWidthWeightsCostTheTablesMixedFactor) {
+  // A mixed entry measured 1.2x its widths' additive cost: the latency resource groups each
+  // weight's blocks and carries that factor, so a weight split over two widths costs what
+  // LatencyTable::weight_us estimates, and a weight at one width its plain cost.
+  Fixture f;
+  std::vector<hawq::LatencyEntry> e = f.table.entries();
+  hawq::LatencyEntry mix;
+  mix.n = 512, mix.k = 256, mix.m = 1, mix.layout = "aligned", mix.mixed = true, mix.avg_bits = 5;
+  mix.mix_shares = {{2, 0.5}, {8, 0.5}};
+  mix.us = 1.2 * (0.5 * 7.0 + 0.5 * 15.0);
+  e.push_back(mix);
+  const hawq::LatencyTable table(e, "fixture+mix");
+  ASSERT_NEAR(table.mixed_factor(1), 1.2, 1e-12);
+  const auto p = hawq::build_problem(f.method("uniform:4"), f.part, f.sens, f.stats, 4.0, {}, &table);
+  const hawq::Resource& lat = p.resources.at(1);
+  EXPECT_NEAR(lat.mix_factor, 1.2, 1e-12);
+  ASSERT_EQ(lat.mix_group.size(), f.part.blocks.size());
+  for (std::size_t i = 0; i < f.part.blocks.size(); ++i)
+    EXPECT_EQ(lat.mix_group[i], static_cast<int>(f.part.blocks[i].weight));
+  // weight a (blocks 0-1) at 4 bits; weight b's eight tiles half at 2 and half at 8 bits
+  std::vector<int> bits(f.part.blocks.size(), 4);
+  for (std::size_t i = 2; i < bits.size(); ++i) bits[i] = i < 6 ? 2 : 8;
+  const double want = table.weight_us(256, 128, 1, {{4, 1.0}}) + table.weight_us(512, 256, 1, {{2, 0.5}, {8, 0.5}});
+  EXPECT_NEAR(hawq::evaluate_allocation(p, bits).cost[1], want, 1e-9);
+  EXPECT_NEAR(want, 4.0 + 1.2 * 11.0, 1e-9);
+}
+
 TEST(BuildProblem, LatencyBudgetAsFractionOfFp16) {
   Fixture f;
   const auto p = hawq::build_problem(f.method("0.5"), f.part, f.sens, f.stats, 4.0, {}, &f.table);

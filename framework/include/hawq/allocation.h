@@ -20,6 +20,15 @@ struct Resource {
   std::string name;                        // "bits", "bytes", "bops", "latency_us", ...
   std::vector<std::vector<double>> cost;   // cost[block][candidate index], in the resource's unit
   double budget = std::numeric_limits<double>::infinity();  // total cost must be <= budget
+  // Optional mixed-width penalty (kernel latency: a weight whose blocks run at more than one width
+  // takes the kernels' slower mixed path). Blocks with the same mix_group id >= 0 form one unit
+  // (e.g. one weight matrix); when they end up with two or more distinct widths, their summed
+  // cost is multiplied by mix_factor (>= 1). Empty or all -1 = no penalty (purely additive).
+  // `hardware` models it exactly; the single-resource solvers meet it as a secondary budget or
+  // refuse it on the primary resource.
+  std::vector<int> mix_group;
+  double mix_factor = 1.0;
+  bool has_mix_penalty() const { return mix_factor > 1.0 && !mix_group.empty(); }
 };
 
 struct AllocationProblem {
@@ -64,9 +73,13 @@ class Allocator {
 
 // Helpers shared by allocators and the framework.
 double quant_noise(int bits);  // σ²(b) = 1 / (2^{2b} - 1), the seed's relative quantisation error
-// Objective and per-resource cost of a given choice (no feasibility check).
+// Objective and per-resource cost of a given choice (no feasibility check), mixed-width penalties
+// applied.
 Allocation evaluate_allocation(const AllocationProblem& problem, const std::vector<int>& bits);
-// Smallest and largest achievable total of resource r respecting ties and pins.
+// Smallest and largest achievable total of resource r respecting ties and pins. With a mixed-width
+// penalty the smallest is that of the additive costs (a lower bound; the cheapest width per block
+// is normally one width per unit, which has no penalty) and the largest includes the penalty on
+// every unit of two or more blocks (an upper bound).
 std::pair<double, double> feasible_range(const AllocationProblem& problem, std::size_t r);
 // Throws InfeasibleError if some budget is below its feasible minimum (message names the range).
 void check_feasible(const AllocationProblem& problem);

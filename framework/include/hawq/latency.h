@@ -10,12 +10,13 @@
 // that shape was measured and otherwise from a per-(m, b) least-squares line
 // us = a + c · n·k over the measured shapes (within 4 % on the H100 table; a is the launch and
 // reduction overhead, which dominates small layers). A block holding a fraction f of its weight's
-// elements costs f · us(n, k, m, b) at width b, so a mixed-width layer costs the element-weighted
-// mean of its widths' latencies. That additive cost is what the allocator's ILP constrains. A weight
-// that ends up with more than one width runs the kernels' mixed path (per-unit metadata and width
-// dispatch), which the `mix` entries show to be slower than the additive cost by a roughly constant
-// factor; mixed_factor() is that factor (median over the table's mixed entries at batch m), and
-// weight_us() applies it to report an allocation's estimated latency.
+// elements costs f · us(n, k, m, b) at width b, so a mixed-width layer's additive cost is the
+// element-weighted mean of its widths' latencies. A weight that ends up with more than one width
+// runs the kernels' mixed path (per-unit metadata and width dispatch), which the `mix` entries show
+// to be slower than the additive cost by a roughly constant factor; mixed_factor() is that factor
+// (median over the table's mixed entries at batch m) and weight_us() applies it. The framework's
+// latency resource carries it as a mixed-width penalty per weight (Resource::mix_group), so the
+// `hardware` ILP bounds that estimate, not just the additive cost.
 #pragma once
 
 #include <cstdint>

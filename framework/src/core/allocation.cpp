@@ -24,6 +24,10 @@ void AllocationProblem::validate() const {
   for (const auto& r : resources) {
     HAWQ_CHECK(r.cost.size() == n, "resource " + r.name + " cost rows != blocks");
     for (const auto& row : r.cost) HAWQ_CHECK(row.size() == k, "resource " + r.name + " cost columns != candidates");
+    HAWQ_CHECK(r.mix_group.empty() || r.mix_group.size() == n, "resource " + r.name + " mix_group size != blocks");
+    if (!(std::isfinite(r.mix_factor) && r.mix_factor >= 1.0))
+      throw UserError("allocation: resource '" + r.name + "' has mixed-width factor " + std::to_string(r.mix_factor) +
+                      "; expected a finite number >= 1");
   }
   for (std::size_t i = 0; i < n; ++i) {
     HAWQ_CHECK(distortion[i].size() == k, "distortion columns != candidates");
@@ -50,13 +54,31 @@ Allocation evaluate_allocation(const AllocationProblem& p, const std::vector<int
   Allocation a;
   a.bits = bits;
   a.cost.assign(p.resources.size(), 0.0);
+  struct Unit {
+    double cost = 0;
+    int width = 0;
+    bool mixed = false;
+  };
+  std::vector<std::map<int, Unit>> units(p.resources.size());  // per resource: mix group -> its blocks
   for (std::size_t i = 0; i < p.num_blocks(); ++i) {
     std::size_t j = 0;
     while (j < p.num_candidates() && p.candidate_bits[j] != bits[i]) ++j;
     HAWQ_CHECK(j < p.num_candidates(), "allocation uses a width that is not a candidate");
     a.objective += p.distortion[i][j];
-    for (std::size_t r = 0; r < p.resources.size(); ++r) a.cost[r] += p.resources[r].cost[i][j];
+    for (std::size_t r = 0; r < p.resources.size(); ++r) {
+      const Resource& res = p.resources[r];
+      if (res.has_mix_penalty() && res.mix_group[i] >= 0) {
+        Unit& u = units[r][res.mix_group[i]];
+        if (u.width == 0) u.width = bits[i];
+        u.mixed = u.mixed || u.width != bits[i];
+        u.cost += res.cost[i][j];
+      } else {
+        a.cost[r] += res.cost[i][j];
+      }
+    }
   }
+  for (std::size_t r = 0; r < p.resources.size(); ++r)
+    for (const auto& kv : units[r]) a.cost[r] += kv.second.mixed ? p.resources[r].mix_factor * kv.second.cost : kv.second.cost;
   return a;
 }
 
@@ -104,6 +126,20 @@ std::pair<double, double> feasible_range(const AllocationProblem& p, std::size_t
     }
   }
   for (const auto& kv : group_cost) add_unit(kv.second.data(), kv.second.size());
+  const Resource& res = p.resources[r];
+  if (res.has_mix_penalty()) {  // upper bound: every unit of two or more blocks at its most, penalised
+    std::map<int, std::pair<std::size_t, double>> unit;  // mix group -> (blocks, largest additive cost)
+    for (std::size_t i = 0; i < p.num_blocks(); ++i) {
+      if (res.mix_group[i] < 0) continue;
+      double mx = -inf;
+      for (auto j : allowed(p, i)) mx = std::max(mx, res.cost[i][j]);
+      auto& u = unit[res.mix_group[i]];
+      ++u.first;
+      u.second += mx;
+    }
+    for (const auto& kv : unit)
+      if (kv.second.first > 1) hi += (res.mix_factor - 1.0) * kv.second.second;
+  }
   return {lo, hi};
 }
 

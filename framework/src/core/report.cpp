@@ -243,7 +243,7 @@ Table bits_table(const std::string& path, const std::vector<SummaryRow>& rows) {
     for (int w : widths) row.push_back(total > 0 ? fmt(100.0 * at_width[k][w] / total, 1) : "-");
     if (any_latency) {
       std::string cell = lat[k].empty() ? "-" : fmt(mean(lat[k]), 1);
-      // The allocator bounds the additive sum; show it where the estimate differs (mixed weights).
+      // The additive sum of the widths' latencies, where the estimate differs (weights split across widths).
       if (!lat[k].empty() && !lat_additive[k].empty() && fmt(mean(lat_additive[k]), 1) != fmt(mean(lat[k]), 1)) {
         cell += " [" + fmt(mean(lat_additive[k]), 1) + "]";
         any_mixed_latency = true;
@@ -257,8 +257,8 @@ Table bits_table(const std::string& path, const std::vector<SummaryRow>& rows) {
     t.notes.push_back("latency: the allocation's quantised weight GEMMs summed from the hardware profile's measured "
                       "latency table (mean over seeds); a budget in parentheses where the method set one");
   if (any_mixed_latency)
-    t.notes.push_back("in brackets: the additive sum of the widths' latencies, which the allocator's budget bounds; the "
-                      "estimate before it applies the table's mixed-width factor to weights split across widths");
+    t.notes.push_back("in brackets: the additive sum of the widths' latencies, before the table's mixed-width factor "
+                      "for weights split across widths; the estimate applies it, and a latency budget bounds the estimate");
   return t;
 }
 

@@ -146,7 +146,11 @@ AllocationProblem build_problem(const MethodSpec& m, const Partition& part, cons
       std::vector<double> c;
       for (double us : weight_us[wi]) c.push_back(share * us);
       lat.cost.push_back(c);
+      lat.mix_group.push_back(static_cast<int>(wi));
     }
+    // A weight whose blocks end up at two or more widths runs the kernels' mixed path: the table's
+    // measured factor over the additive cost, which the `hardware` ILP models exactly.
+    lat.mix_factor = std::max(1.0, latency->mixed_factor(mb));  // a table whose mixed path measured faster: additive
     lat.budget = std::numeric_limits<double>::infinity();
     if (m.latency_budget.set()) {
       const int ref = m.latency_budget.uniform_bits > 0 ? m.latency_budget.uniform_bits : 16;
@@ -338,21 +342,23 @@ nlohmann::json SweepExecutor::run_point(const Point& p, const Sensitivity* sens)
                   {"cost_bits", a.cost.empty() ? 0.0 : a.cost[0]}};
     if (lat) {
       // Estimated weight-GEMM latency of the allocation (sum over the quantised weights at batch m):
-      // the additive cost the ILP constrained, and the estimate with the mixed-path factor for
-      // weights that ended up with more than one width (LatencyTable::weight_us).
+      // the estimate with the mixed-path factor for weights that ended up with more than one width
+      // (LatencyTable::weight_us; what the latency budget bounds), and the plain additive sum.
       std::vector<std::map<int, double>> shares(part.weights.size());
       for (std::size_t i = 0; i < part.blocks.size(); ++i) {
         const auto& b = part.blocks[i];
         shares[b.weight][a.bits[i]] +=
             static_cast<double>(b.numel()) / static_cast<double>(part.weights[b.weight].numel());
       }
-      double est = 0;
+      double est = 0, additive = 0;
       for (std::size_t w = 0; w < part.weights.size(); ++w)
-        if (!shares[w].empty())
-          est += lat->weight_us(part.weights[w].rows(), part.weights[w].cols(), p.method.latency_batch,
-                                {shares[w].begin(), shares[w].end()});
+        if (!shares[w].empty()) {
+          const std::vector<std::pair<int, double>> ws(shares[w].begin(), shares[w].end());
+          est += lat->weight_us(part.weights[w].rows(), part.weights[w].cols(), p.method.latency_batch, ws);
+          additive += lat->additive_us(part.weights[w].rows(), part.weights[w].cols(), p.method.latency_batch, ws);
+        }
       alloc_json["cost_latency_us"] = est;
-      alloc_json["cost_latency_us_additive"] = a.cost.at(1);
+      alloc_json["cost_latency_us_additive"] = additive;
       alloc_json["latency_batch"] = p.method.latency_batch;
       alloc_json["latency_table"] = p.method.latency_table;
       if (std::isfinite(prob.resources[1].budget)) alloc_json["latency_budget_us"] = prob.resources[1].budget;
