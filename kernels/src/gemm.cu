@@ -20,6 +20,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "hawq/kernels/fragment.h"
 #include "hawq/kernels/gemm.h"
@@ -707,6 +708,17 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
 // The warp count is the block size (blockDim.x / 32); the launch bound caps registers at what the
 // per-SM warp target of the width and batch allows (16 warps with NB > 2).
 
+// Calls f(std::integral_constant<int, i>{}) for i = 0 .. N-1 in order: straight-line code with
+// compile-time indices (register arrays stay registers).
+template <int N, class F, int... I>
+__device__ __forceinline__ void for_each_index_impl(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, class F>
+__device__ __forceinline__ void for_each_index(F&& f) {
+  for_each_index_impl<N>(f, std::make_integer_sequence<int, N>{});
+}
+
 // Bytes before the XW x slots: zeros, row sums and counters, metadata (16-byte aligned).
 __host__ __device__ constexpr int sk_head_bytes(int tiles, int units_per_warp, int warps) {
   return (16 + tiles * 68 + warps * units_per_warp * 4 + 15) / 16 * 16;
@@ -755,9 +767,8 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     __syncwarp();
   }
   // NB register batches of U units: while batch s is multiplied, the next NB - 1 are in flight.
-  std::uint32_t w0[U][MAXW], w1[U][MAXW], w2[U][MAXW], w3[U][MAXW], sc0[U], sc1[U], sc2[U], sc3[U], mb0[U], mb1[U],
-      mb2[U], mb3[U];
-  uint2 x0[U], x1[U], x2[U], x3[U];
+  std::uint32_t w[NB][U][MAXW], sc[NB][U], mb[NB][U];
+  uint2 xv[NB][U];
   int lg = t0 % G;  // XW: group of the next unit whose x is loaded
   auto load_x = [&](uint2 (&xv)[U], int j0) {
 #pragma unroll
@@ -784,16 +795,20 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
       }
     }
   };
-  load(w0, sc0, mb0, 0);
+  // the first NB - 1 batches go out before the loop (the loop refills each after its multiply)
+  load(w[0], sc[0], mb[0], 0);
   if constexpr (XW) {
     // no block-wide x: the first batches' x goes with their weights (after the wait: x is the
     // previous kernel's output), and the barrier (zeros, sums) waits for no load
-    if constexpr (NB > 2) load(w1, sc1, mb1, U);
-    if constexpr (NB > 3) load(w2, sc2, mb2, 2 * U);
+    for_each_index<NB - 1>([&](auto bi) {
+      constexpr int b = decltype(bi)::value;
+      if constexpr (b > 0) load(w[b], sc[b], mb[b], b * U);
+    });
     grid_dep_wait();
-    load_x(x0, 0);
-    if constexpr (NB > 2) load_x(x1, U);
-    if constexpr (NB > 3) load_x(x2, 2 * U);
+    for_each_index<NB - 1>([&](auto bi) {
+      constexpr int b = decltype(bi)::value;
+      load_x(xv[b], b * U);
+    });
     if (tid < 4) zs[tid] = 0u;
     for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
     __syncthreads();
@@ -804,8 +819,10 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     if (tid < 4) zs[tid] = 0u;
     for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
     __syncthreads();
-    if constexpr (NB > 2) load(w1, sc1, mb1, U);
-    if constexpr (NB > 3) load(w2, sc2, mb2, 2 * U);
+    for_each_index<NB - 1>([&](auto bi) {
+      constexpr int b = decltype(bi)::value;
+      if constexpr (b > 0) load(w[b], sc[b], mb[b], b * U);
+    });
   }
 
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -835,20 +852,20 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     nacc = 0;
   };
   const std::uint32_t xbase = smem_u32(xs), zero = smem_u32(zs);
-  auto compute = [&](const std::uint32_t (&w)[U][MAXW], const std::uint32_t (&sc)[U], const std::uint32_t (&mb)[U],
-                     const uint2 (&xv)[U], int stage, int j0) {
+  auto compute = [&](const std::uint32_t (&wb)[U][MAXW], const std::uint32_t (&scb)[U], const std::uint32_t (&mbb)[U],
+                     const uint2 (&xb)[U], int stage, int j0) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if (j0 + u < nu) {
         std::uint32_t xrow = xbase + g * 256;
         if constexpr (XW) {
           xrow = xw_base + (stage * U + u) * 256;
-          asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(xrow + lane * 8), "r"(xv[u].x), "r"(xv[u].y)
+          asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(xrow + lane * 8), "r"(xb[u].x), "r"(xb[u].y)
                        : "memory");
           __syncwarp();
         }
-        if constexpr (UNI) gemv_unit<MAXB>(acc, w[u], sc[u], xrow, zero, lane);
-        else gemv_any<MAXB>(acc, w[u], mb[u], sc[u], xrow, zero, lane);
+        if constexpr (UNI) gemv_unit<MAXB>(acc, wb[u], scb[u], xrow, zero, lane);
+        else gemv_any<MAXB>(acc, wb[u], mbb[u], scb[u], xrow, zero, lane);
         ++nacc;
         if (++g == G) {  // the row tile is complete: hand its sums to the block
           flush();
@@ -858,35 +875,15 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
       }
     }
   };
-  // ld: load a batch with the units from j (weights, and x with XW); compute: multiply it
-  auto ld = [&](auto& w, auto& sc, auto& mb, auto& xv, int j) {
-    load(w, sc, mb, j);
-    if constexpr (XW) load_x(xv, j);
-  };
-  for (int j0 = 0; j0 < nu; j0 += NB * U) {
-    if constexpr (NB == 2) {
-      ld(w1, sc1, mb1, x1, j0 + U);
-      compute(w0, sc0, mb0, x0, 0, j0);
-      ld(w0, sc0, mb0, x0, j0 + 2 * U);
-      compute(w1, sc1, mb1, x1, 1, j0 + U);
-    } else if constexpr (NB == 3) {
-      ld(w2, sc2, mb2, x2, j0 + 2 * U);
-      compute(w0, sc0, mb0, x0, 0, j0);
-      ld(w0, sc0, mb0, x0, j0 + 3 * U);
-      compute(w1, sc1, mb1, x1, 1, j0 + U);
-      ld(w1, sc1, mb1, x1, j0 + 4 * U);
-      compute(w2, sc2, mb2, x2, 2, j0 + 2 * U);
-    } else {
-      ld(w3, sc3, mb3, x3, j0 + 3 * U);
-      compute(w0, sc0, mb0, x0, 0, j0);
-      ld(w0, sc0, mb0, x0, j0 + 4 * U);
-      compute(w1, sc1, mb1, x1, 1, j0 + U);
-      ld(w1, sc1, mb1, x1, j0 + 5 * U);
-      compute(w2, sc2, mb2, x2, 2, j0 + 2 * U);
-      ld(w2, sc2, mb2, x2, j0 + 6 * U);
-      compute(w3, sc3, mb3, x3, 3, j0 + 3 * U);
-    }
-  }
+  // Batch b is multiplied at stage b of every pass; right before, the batch multiplied last (the
+  // previous stage's) is refilled with the units NB - 1 batches ahead.
+  for (int j0 = 0; j0 < nu; j0 += NB * U)
+    for_each_index<NB>([&](auto bi) {
+      constexpr int b = decltype(bi)::value, r = (b + NB - 1) % NB;
+      load(w[r], sc[r], mb[r], j0 + (b + NB - 1) * U);
+      if constexpr (XW) load_x(xv[r], j0 + (b + NB - 1) * U);
+      compute(w[b], sc[b], mb[b], xv[b], b, j0 + b * U);
+    });
   if (g != 0 && nu > 0) flush();  // the run ended inside a row tile
   if (p.sk_whole) return;        // every tile was written by the warp that completed it
   __syncthreads();
