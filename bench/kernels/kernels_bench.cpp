@@ -269,9 +269,16 @@ std::string today() {
   return buf;
 }
 
+// The decode step's built-in variants; an --allocation file may not take one of these names.
+const std::vector<std::string>& e2e_base_variants() {
+  static const std::vector<std::string> v = {"cublas_fp16", "u4", "mixed_aligned", "mixed_unaligned"};
+  return v;
+}
+
 struct Options {
   std::string out = "results/kernels";
   std::vector<std::string> allocations;  // --allocation (repeatable): allocations for the decode step
+  std::vector<LayerAllocation> layer_allocs;  // ... read and checked before any device work
   int reps = 50;
   bool quick = false, e2e = true;
   std::string shapes;  // --shapes NxK[,NxK...]: only these shapes
@@ -556,22 +563,10 @@ std::vector<E2E> bench_e2e(Context& c) {
   CUDA_OK(cudaMemcpy(c.x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
 
   std::map<std::string, LayerAllocation> allocs;  // by variant name
-  std::vector<std::string> variants = {"cublas_fp16", "u4", "mixed_aligned", "mixed_unaligned"};
-  for (const std::string& file : c.opt.allocations) {
-    LayerAllocation a;
-    try {
-      a = read_layer_allocation(file, L, mats);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "FATAL %s\n", e.what());
-      std::exit(2);
-    }
-    if (allocs.count(a.variant) || a.variant.find("_pdl") != std::string::npos ||
-        std::find(variants.begin(), variants.end(), a.variant) != variants.end()) {
-      std::fprintf(stderr, "FATAL %s: variant name '%s' is taken\n", file.c_str(), a.variant.c_str());
-      std::exit(2);
-    }
+  std::vector<std::string> variants = e2e_base_variants();
+  for (const LayerAllocation& a : c.opt.layer_allocs) {
     variants.push_back(a.variant);
-    allocs[a.variant] = std::move(a);
+    allocs[a.variant] = a;
   }
   for (std::size_t i = 1, nv = variants.size(); i < nv; ++i) variants.push_back(variants[i] + "_pdl");
   double fp16_us = 0;
@@ -822,13 +817,22 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  for (const std::string& file : opt.allocations) {  // read again for the decode step
+  std::vector<std::string> taken = e2e_base_variants();
+  for (const std::string& file : opt.allocations) {
+    LayerAllocation a;
     try {
-      read_layer_allocation(file, kLlama7bLayers, llama7b_layer_weights());
+      a = read_layer_allocation(file, kLlama7bLayers, llama7b_layer_weights());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "kernels_bench: --allocation: %s\n", e.what());
       return 2;
     }
+    if (a.variant.find("_pdl") != std::string::npos || std::find(taken.begin(), taken.end(), a.variant) != taken.end()) {
+      std::fprintf(stderr, "kernels_bench: --allocation: %s: variant name '%s' is taken\n", file.c_str(),
+                   a.variant.c_str());
+      return 2;
+    }
+    taken.push_back(a.variant);
+    opt.layer_allocs.push_back(std::move(a));
   }
   int ndev = 0;
   if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {

@@ -24,6 +24,10 @@ refused "'abc' is not NxK" --shapes abc
 refused "missing_allocation.txt" --allocation "$dir/missing_allocation.txt"
 printf '# variant: broken\n0 q_proj 0 4096 5\n' > "$dir/broken_allocation.txt"
 refused "broken_allocation.txt:2: width 5" --allocation "$dir/broken_allocation.txt"
+sed 's/^# variant: .*/# variant: u4/' configs/hardware/h100_llama7b_layerwise.txt > "$dir/taken_allocation.txt"
+refused "variant name 'u4' is taken" --allocation "$dir/taken_allocation.txt"
+refused "variant name 'hawq_v3' is taken" --allocation configs/hardware/h100_llama7b_layerwise.txt \
+  --allocation configs/hardware/h100_llama7b_layerwise.txt
 refused "usage: kernels_bench" --no-such-option
 [ ! -e "$dir/kb_args_out" ] || fail "an output folder was created for refused arguments"
 echo "kernels_bench: bad arguments refused"
