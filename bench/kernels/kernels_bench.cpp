@@ -1,7 +1,7 @@
 // Benchmark of the mixed-precision GEMV/GEMM kernels against cuBLAS fp16, in one run on one GPU.
 //
 //   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...]
-//                 [--variants u4,...] [--ms 1,...] [--verbose-tuning]
+//                 [--variants u4,...] [--ms 1,...] [--verbose-tuning] [--read-patterns]
 //
 // For every shape (N x K) and M in {1, 16, 128}: cuBLAS fp16 (cublasGemmEx, fp32 accumulate) and
 // the packed variants (uniform 2/3/4/8-bit aligned, uniform 4-bit unaligned, mixed {2,4,8} on
@@ -180,6 +180,7 @@ struct Row {
 };
 
 bool g_verbose_tuning = false;  // --verbose-tuning: print every M = 1 candidate's time
+bool g_read_patterns = false;   // --read-patterns: time plain reads in the GEMV's access pattern
 
 // Which kernel path a row's timing came from: cublas, mma (the GEMM), gemvU (the M = 1 GEMV over a
 // (row block, K split) grid), skU (the M = 1 GEMV in stream-K form, equal runs) or sktU (stream-K,
@@ -538,6 +539,30 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
                     "read_floor", m, fl.us, fl.gbps, fl.pct_copy, row.us / fl.us);
         std::fflush(stdout);
         c.floors.push_back(fl);
+        if (g_read_patterns) {
+          std::vector<ReadPattern> pats;
+          for (int d : {2, 4, 6, 8})
+            for (int w : {8, 16})
+              for (int b : {1, 2, 4}) pats.push_back({false, d, w, b});
+          for (int d : {4, 8, 12})
+            for (int w : {4, 8, 16})
+              for (int b : {1, 2, 4})
+                if (d * w * b <= 200) pats.push_back({true, d, w, b});
+          for (const ReadPattern& rp : pats) {
+            const Timing t = time_graph(
+                c.stream,
+                [&](cudaStream_t s) {
+                  for (int i = 0; i < R; ++i)
+                    CUDA_OK(launch_pattern_read(copies[i].view().data, n, k, c.sink, rp, c.sms, s));
+                },
+                R, c.opt.reps, 3);
+            const double gbps = fl.bytes / (t.median_us * 1e-6) / 1e9;
+            std::printf("  (read pattern %s depth %2d, %2d warps x %d blocks/SM) %8.2f us  %5.1f%% of copy\n",
+                        rp.shared ? "cp.async" : "regs    ", rp.depth, rp.warps, rp.blocks_per_sm, t.median_us,
+                        100.0 * gbps / c.copy_gbps);
+          }
+          std::fflush(stdout);
+        }
       }
     }
     (void)prep_s;
@@ -758,6 +783,7 @@ int main(int argc, char** argv) {
     else if (a == "--reps" && i + 1 < argc) opt.reps = std::max(5, std::atoi(argv[++i]));
     else if (a == "--quick") opt.quick = true;
     else if (a == "--verbose-tuning") g_verbose_tuning = true;
+    else if (a == "--read-patterns") g_read_patterns = true;
     else if (a == "--shapes" && i + 1 < argc) opt.shapes = argv[++i];
     else if (a == "--no-e2e") opt.e2e = false;
     else if (a == "--allocation" && i + 1 < argc) opt.allocations.push_back(argv[++i]);
@@ -778,7 +804,7 @@ int main(int argc, char** argv) {
       }
     } else {
       std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE] "
-                           "[--shapes NxK,...] [--variants u4,...] [--ms 1,...] [--verbose-tuning]\n");
+                           "[--shapes NxK,...] [--variants u4,...] [--ms 1,...] [--verbose-tuning] [--read-patterns]\n");
       return 2;
     }
   }
