@@ -96,7 +96,17 @@ TEST(Latency, MixedFactorPredictsHeldOutMixedMatrices) {
   EXPECT_DOUBLE_EQ(t.weight_us(4096, 4096, 1, {{4, 0.5}, {2, 0.5}}),
                    t.mixed_factor(1) * (0.5 * t.layer_us(4096, 4096, 1, 4) + 0.5 * t.layer_us(4096, 4096, 1, 2)));
   EXPECT_GT(t.mixed_factor(1), 1.0);
+  EXPECT_DOUBLE_EQ(t.mixed_penalty(1), t.mixed_factor(1));
   EXPECT_DOUBLE_EQ(LatencyTable({}, "empty").mixed_factor(1), 1.0);
+  // A table whose mixed entries measured faster than additive: the factor says so, but a mixed
+  // weight is charged the additive cost (the penalty the allocators' latency resource uses).
+  std::vector<hawq::LatencyEntry> faster = t.entries();
+  for (auto& e : faster)
+    if (e.mixed && e.layout == "aligned") e.us = 0.9 * t.additive_us(e.n, e.k, e.m, e.mix_shares);
+  const LatencyTable f(faster, "mixed faster than additive");
+  EXPECT_NEAR(f.mixed_factor(1), 0.9, 1e-12);
+  EXPECT_DOUBLE_EQ(f.mixed_penalty(1), 1.0);
+  EXPECT_DOUBLE_EQ(f.weight_us(4096, 4096, 1, {{4, 0.5}, {2, 0.5}}), f.additive_us(4096, 4096, 1, {{4, 0.5}, {2, 0.5}}));
 }
 
 TEST(Latency, BadTablesNameFileAndEntry) {

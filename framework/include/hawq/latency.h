@@ -14,7 +14,8 @@
 // element-weighted mean of its widths' latencies. A weight that ends up with more than one width
 // runs the kernels' mixed path (per-unit metadata and width dispatch), which the `mix` entries show
 // to be slower than the additive cost by a roughly constant factor; mixed_factor() is that factor
-// (median over the table's mixed entries at batch m) and weight_us() applies it. The framework's
+// (median over the table's mixed entries at batch m) and weight_us() applies it (never below 1:
+// mixed_penalty()). The framework's
 // latency resource carries it as a mixed-width penalty per weight (Resource::mix_group), so the
 // `hardware` ILP bounds that estimate, not just the additive cost.
 #pragma once
@@ -56,7 +57,12 @@ class LatencyTable {
   // Measured over additive latency of the table's mixed aligned entries at batch m (median; 1 when
   // the table has none).
   double mixed_factor(std::int64_t m) const;
-  // Estimated latency of a weight with these width shares: the additive cost, times mixed_factor(m)
+  // The factor the latency model charges a mixed-width weight: mixed_factor(m), but never below 1
+  // (a table whose mixed entries measured faster than additive is charged the additive cost). The
+  // allocators' latency resource and weight_us() both use it, so a latency budget bounds exactly
+  // the estimate that is recorded.
+  double mixed_penalty(std::int64_t m) const;
+  // Estimated latency of a weight with these width shares: the additive cost, times mixed_penalty(m)
   // when more than one distinct width has a positive share (a width may be listed more than once).
   double weight_us(std::int64_t n, std::int64_t k, std::int64_t m,
                    const std::vector<std::pair<int, double>>& width_shares) const;

@@ -155,8 +155,10 @@ double LatencyTable::weight_us(std::int64_t n, std::int64_t k, std::int64_t m,
   for (const auto& ws : width_shares)
     if (ws.second > 0) used.insert(ws.first);
   const double add = additive_us(n, k, m, width_shares);
-  return used.size() > 1 ? add * mixed_factor(m) : add;
+  return used.size() > 1 ? add * mixed_penalty(m) : add;
 }
+
+double LatencyTable::mixed_penalty(std::int64_t m) const { return std::max(1.0, mixed_factor(m)); }
 
 std::vector<int> LatencyTable::widths(std::int64_t m) const {
   std::set<int> w;

@@ -150,7 +150,7 @@ AllocationProblem build_problem(const MethodSpec& m, const Partition& part, cons
     }
     // A weight whose blocks end up at two or more widths runs the kernels' mixed path: the table's
     // measured factor over the additive cost, which the `hardware` ILP models exactly.
-    lat.mix_factor = std::max(1.0, latency->mixed_factor(mb));  // a table whose mixed path measured faster: additive
+    lat.mix_factor = latency->mixed_penalty(mb);  // what weight_us() charges a mixed weight
     lat.budget = std::numeric_limits<double>::infinity();
     if (m.latency_budget.set()) {
       const int ref = m.latency_budget.uniform_bits > 0 ? m.latency_budget.uniform_bits : 16;
