@@ -18,6 +18,10 @@
 // divided by their factor) offer a feasible start; the search then runs without the MIP presolver,
 // whose renumbering of columns the start could not follow.
 //
+// With one penalised resource whose units do not share items, a Lagrangian relaxation of the
+// budget rows (mix_lagrangian: per unit, uniform at one width or mixed with the penalty) runs first:
+// its best bound and its best feasible answer become the start and a second lower bound, and when
+// the two meet the answer is optimal without GLPK (lagrange_iterations, default 500; 0 = off).
 // glp_intopt (branch and bound, MIP presolve on unless a start is offered) solves it to optimality (mip_gap 0: gap_bound 0).
 // With mip_gap > 0 the bound follows from GLPK's stopping rule; when time_limit_s stops the search
 // with an incumbent, the best open node's bound (else the LP relaxation) is the lower bound. Params: supported_bits (list;
@@ -96,19 +100,22 @@ struct MixUnit {
   std::vector<std::size_t> free_items;  // the unit's items with more than one option
 };
 
-// The penalty (f - 1) A_g that the units pay under a choice of one option per item.
+// The penalty (f - 1) A_g that unit g pays under a choice of one option per item.
+long double unit_extra(const MixUnit& g, double f, const ItemSet& s, const std::vector<std::size_t>& choice) {
+  std::set<int> widths = g.forced;
+  long double a = g.fixed;
+  for (std::size_t u : g.free_items) {
+    widths.insert(s.cand[choice[u]]);
+    a += g.coef.at(choice[u]);
+  }
+  return widths.size() > 1 ? (f - 1.0) * a : 0.0L;
+}
+
+// ... summed over the units.
 long double mix_extra(const std::vector<MixUnit>& units, double f, const ItemSet& s,
                       const std::vector<std::size_t>& choice) {
   long double extra = 0;
-  for (const MixUnit& g : units) {
-    std::set<int> widths = g.forced;
-    long double a = g.fixed;
-    for (std::size_t u : g.free_items) {
-      widths.insert(s.cand[choice[u]]);
-      a += g.coef.at(choice[u]);
-    }
-    if (widths.size() > 1) extra += (f - 1.0) * a;
-  }
+  for (const MixUnit& g : units) extra += unit_extra(g, f, s, choice);
   return extra;
 }
 
@@ -214,6 +221,195 @@ std::size_t item_of_option(const ItemSet& s, std::size_t o) {
   return static_cast<std::size_t>(std::upper_bound(s.first.begin(), s.first.end(), o) - s.first.begin()) - 1;
 }
 
+// Lagrangian relaxation of the budget rows for a problem with one penalised resource whose units
+// do not share items: with multipliers λ_r >= 0 each unit (and each item outside the units) is
+// solved on its own — the unit either uniform at one width (no penalty) or mixed (every item at its
+// own best option, the penalty charged) — so L(λ) = Σ min(...) - Σ λ_r B_r is a lower bound on
+// the optimum for every λ. A projected subgradient ascent on λ gives the best such bound; every
+// iterate's answer that meets the budgets (penalty included), improved one item at a time while it
+// still does, is a candidate start.
+struct LagrangeResult {
+  double bound = -kInf;              // best lower bound on the total distortion (fixed items included)
+  std::vector<std::size_t> choice;   // best answer found that meets every budget (option per item)
+  double objective = kInf;           // its total distortion
+};
+
+LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, const std::vector<std::size_t>& rows,
+                              std::size_t rp, const std::vector<MixUnit>& units, int iterations) {
+  LagrangeResult out;
+  const std::size_t U = s.size();
+  const double f = q.resources[rp].mix_factor;
+  std::vector<int> unit_of(U, -1);
+  for (std::size_t gi = 0; gi < units.size(); ++gi)
+    for (std::size_t u : units[gi].free_items) {
+      if (unit_of[u] >= 0) return out;  // an item in two units: the units do not separate
+      unit_of[u] = static_cast<int>(gi);
+    }
+  std::vector<double> pen(s.cand.size(), 0.0);  // (f - 1) · the option's additive cost inside its unit
+  for (const MixUnit& g : units)
+    for (const auto& oc : g.coef) pen[oc.first] = (f - 1.0) * oc.second;
+  // Resources in units of their budgets, distortion in units of its smallest possible total.
+  double dscale = 0;
+  for (std::size_t u = 0; u < U; ++u) {
+    double m = kInf;
+    for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.dist[o]);
+    dscale += m;
+  }
+  if (!(dscale > 0)) dscale = 1;
+  std::vector<double> bscale(rows.size());
+  for (std::size_t k = 0; k < rows.size(); ++k) bscale[k] = std::max(std::abs(q.resources[rows[k]].budget), 1e-300);
+  const std::size_t kp = static_cast<std::size_t>(std::find(rows.begin(), rows.end(), rp) - rows.begin());
+
+  auto used = [&](const std::vector<std::size_t>& ch) {  // per finite budget, penalty included
+    std::vector<long double> u(rows.size(), 0.0L);
+    for (std::size_t k = 0; k < rows.size(); ++k)
+      for (std::size_t i = 0; i < U; ++i) u[k] += s.cost[rows[k]][ch[i]];
+    if (kp < rows.size()) u[kp] += mix_extra(units, f, s, ch);
+    return u;
+  };
+  auto meets = [&](const std::vector<long double>& u) {
+    for (std::size_t k = 0; k < rows.size(); ++k)
+      if (!within_budget(static_cast<double>(u[k]), q.resources[rows[k]].budget)) return false;
+    return true;
+  };
+  auto distortion = [&](const std::vector<std::size_t>& ch) {
+    long double d = 0;
+    for (std::size_t i = 0; i < U; ++i) d += s.dist[ch[i]];
+    return static_cast<double>(d);
+  };
+  // One item at a time, the option with the least distortion that keeps every budget met.
+  auto improve = [&](std::vector<std::size_t>& ch) {
+    std::vector<long double> u = used(ch);
+    for (int pass = 0; pass < 50; ++pass) {
+      bool changed = false;
+      for (std::size_t i = 0; i < U; ++i) {
+        if (s.num_options(i) < 2) continue;
+        const std::size_t was = ch[i];
+        std::size_t best = was;
+        std::vector<long double> best_u;
+        const MixUnit* gi = unit_of[i] >= 0 ? &units[static_cast<std::size_t>(unit_of[i])] : nullptr;
+        const long double extra_was = kp < rows.size() && gi ? unit_extra(*gi, f, s, ch) : 0.0L;
+        for (std::size_t o = s.begin(i); o < s.end(i); ++o) {
+          if (!(s.dist[o] < s.dist[best])) continue;
+          ch[i] = o;
+          std::vector<long double> t = u;
+          for (std::size_t k = 0; k < rows.size(); ++k) t[k] += s.cost[rows[k]][o] - s.cost[rows[k]][was];
+          if (kp < rows.size() && gi) t[kp] += unit_extra(*gi, f, s, ch) - extra_was;
+          ch[i] = was;
+          if (meets(t)) {
+            best = o;
+            best_u = std::move(t);
+          }
+        }
+        if (best != was) {
+          ch[i] = best;
+          u = std::move(best_u);
+          changed = true;
+        }
+      }
+      if (!changed) break;
+    }
+  };
+  auto offer = [&](std::vector<std::size_t> ch) {
+    if (!meets(used(ch))) return;
+    improve(ch);
+    const double d = distortion(ch);
+    if (d < out.objective) {
+      out.objective = d;
+      out.choice = std::move(ch);
+    }
+  };
+
+  std::vector<double> lam(rows.size(), 0.0);
+  std::vector<std::size_t> ch(U);
+  std::vector<double> val(s.cand.size());
+  double theta = 1.0;
+  int since_better = 0;
+  for (int it = 0; it < iterations; ++it) {
+    for (std::size_t o = 0; o < s.cand.size(); ++o) {
+      double v = s.dist[o] / dscale;
+      for (std::size_t k = 0; k < rows.size(); ++k) v += lam[k] * s.cost[rows[k]][o] / bscale[k];
+      val[o] = v;
+    }
+    const double lp = kp < rows.size() ? lam[kp] / bscale[kp] : 0.0;
+    long double L = 0;
+    for (std::size_t i = 0; i < U; ++i) {
+      if (unit_of[i] >= 0) continue;
+      std::size_t b = s.begin(i);
+      for (std::size_t o = s.begin(i); o < s.end(i); ++o)
+        if (val[o] < val[b]) b = o;
+      ch[i] = b;
+      L += val[b];
+    }
+    for (const MixUnit& g : units) {
+      // mixed: every item on its own, the penalty charged (fixed items' part is a constant)
+      long double mixed = lp * (f - 1.0) * g.fixed;
+      for (std::size_t i : g.free_items) {
+        std::size_t b = s.begin(i);
+        for (std::size_t o = s.begin(i); o < s.end(i); ++o)
+          if (val[o] + lp * pen[o] < val[b] + lp * pen[b]) b = o;
+        ch[i] = b;
+        mixed += val[b] + lp * pen[b];
+      }
+      // uniform at width j: every item at its option of width j, no penalty
+      long double best = mixed;
+      int best_j = -1;
+      std::set<int> widths = g.forced;
+      if (widths.empty())
+        for (const auto& oc : g.coef) widths.insert(s.cand[oc.first]);
+      if (widths.size() == 1 || g.forced.empty())
+        for (int j : widths) {
+          long double t = 0;
+          bool all = true;
+          for (std::size_t i : g.free_items) {
+            std::size_t at = s.end(i);
+            for (std::size_t o = s.begin(i); o < s.end(i); ++o)
+              if (s.cand[o] == j) at = o;
+            if (at == s.end(i)) {
+              all = false;
+              break;
+            }
+            t += val[at];
+          }
+          if (all && t < best) {
+            best = t;
+            best_j = j;
+          }
+        }
+      if (best_j >= 0)
+        for (std::size_t i : g.free_items)
+          for (std::size_t o = s.begin(i); o < s.end(i); ++o)
+            if (s.cand[o] == best_j) ch[i] = o;
+      L += best;
+    }
+    for (std::size_t k = 0; k < rows.size(); ++k) L -= lam[k];  // - Σ λ_k (B_k / B_k)
+    const double bound = static_cast<double>(L) * dscale;
+    if (bound > out.bound * (1 + 1e-12)) {
+      out.bound = bound;
+      since_better = 0;
+    } else if (++since_better >= 20) {
+      theta /= 2;
+      since_better = 0;
+    }
+    const std::vector<long double> u = used(ch);
+    offer(ch);
+    // Polyak step towards the best answer's objective (or 10 % above the bound before there is one)
+    std::vector<double> g(rows.size());
+    double norm = 0;
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      g[k] = static_cast<double>(u[k] / bscale[k]) - 1.0;
+      norm += g[k] * g[k];
+    }
+    if (norm == 0) break;  // every budget met with equality: λ is optimal
+    const double target = std::isfinite(out.objective) ? out.objective / dscale : (L + 0.1 * std::abs(static_cast<double>(L)) + 1e-9);
+    const double step = theta * std::max(target - static_cast<double>(L), 1e-9) / norm;
+    for (std::size_t k = 0; k < rows.size(); ++k) lam[k] = std::max(0.0, lam[k] + step * g[k]);
+    if (theta < 1e-6) break;
+    if (std::isfinite(out.objective) && out.objective <= out.bound * (1 + 1e-9)) break;  // proven optimal
+  }
+  return out;
+}
+
 class HardwareAllocator : public Allocator {
  public:
   explicit HardwareAllocator(const Params& p) {
@@ -231,6 +427,10 @@ class HardwareAllocator : public Allocator {
     if (!(mip_gap_ >= 0 && mip_gap_ < 1))
       throw ConfigError(p.where("mip_gap") + ": expected a relative gap in [0, 1)");
     verbose_ = p.get_bool("verbose", false);
+    const long long li = p.get_int("lagrange_iterations", 500);
+    if (li < 0 || li > 1000000)
+      throw ConfigError(p.where("lagrange_iterations") + ": expected an iteration count in [0, 1000000]");
+    lagrange_iterations_ = static_cast<int>(li);
   }
 
   Allocation solve(const AllocationProblem& problem) const override;
@@ -255,6 +455,7 @@ class HardwareAllocator : public Allocator {
   double time_limit_s_;
   double mip_gap_;
   bool verbose_;
+  int lagrange_iterations_;
 };
 
 Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
@@ -324,6 +525,7 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
 
   std::ostringstream note;
   double gap = 0;
+  double lagr_bound = -kInf;  // the Lagrangian relaxation's lower bound, when it ran
   if (!free_items.empty()) {
     double obj_scale = static_cast<double>(obj_floor);
     if (!(obj_scale > 0)) {
@@ -424,11 +626,26 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     BoundTracker tracker;
     parm.cb_func = track_bound;
     parm.cb_info = &tracker;
+    LagrangeResult lagr;
     if (penalty_units) {
-      // Penalised units make incumbents hard for GLPK to find: offer the better of two feasible
-      // answers of additive problems, one width per unit (never penalised) and every penalised
-      // budget divided by its factor (met whatever the penalty).
-      const std::vector<std::size_t> start = warm_start(q, s);
+      // Penalised units make incumbents hard for GLPK to find and its bound weak. With one penalised
+      // resource whose units separate, a Lagrangian relaxation of the budgets gives a lower bound
+      // and a feasible answer (often optimal: then GLPK is not needed); otherwise, or when it finds
+      // none, offer the better of two feasible answers of additive problems, one width per unit
+      // (never penalised) and every penalised budget divided by its factor (met whatever the penalty).
+      std::size_t npen = 0, rp = 0;
+      const std::vector<MixUnit>* pu = nullptr;
+      for (const BudgetRow& br : budget_rows)
+        if (!br.units.empty()) {
+          ++npen;
+          rp = br.r;
+          pu = &br.units;
+        }
+      if (npen == 1 && lagrange_iterations_ > 0) {
+        lagr = mix_lagrangian(q, s, rows_of, rp, *pu, lagrange_iterations_);
+        lagr_bound = lagr.bound;
+      }
+      const std::vector<std::size_t> start = lagr.choice.empty() ? warm_start(q, s) : lagr.choice;
       if (!start.empty()) {
         tracker.start.assign(static_cast<std::size_t>(glp_get_num_cols(lp.get())) + 1, 0.0);
         for (std::size_t u : free_items) tracker.start[static_cast<std::size_t>(col_of[start[u]])] = 1.0;
@@ -447,112 +664,124 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     // the search gets what the warm start's solves left of time_limit_s
     parm.tm_lim = static_cast<int>(std::min(std::max(1.0, time_limit_s_ - sw.seconds()) * 1000.0, static_cast<double>(INT_MAX)));
 
-    // GLPK meets rows within its feasibility tolerance; if the rounded-to-binary answer overshoots
-    // a true budget, tighten that row by the overshoot and solve again.
-    int ret = 0, status = 0;
-    bool met = false;
-    for (int attempt = 0; attempt < 4 && !met; ++attempt) {
-      {
-        TermOut quiet(verbose_);
-        if (!tracker.start.empty()) {
-          // The callback's column numbers are those of the problem in the search tree, which the
-          // MIP presolver would renumber: solve the LP relaxation here and search without it.
+    const bool proven = !lagr.choice.empty() && lagr.objective <= lagr.bound + 1e-9 * std::abs(lagr.bound);
+    if (proven) {
+      for (std::size_t u : free_items) choice[u] = lagr.choice[u];
+      note << "hardware: " << free_items.size() << " items, " << budget_rows.size() << " budget rows, "
+           << penalty_units << " mixed-width units; optimal (the Lagrangian bound meets its answer)";
+    } else {
+      // GLPK meets rows within its feasibility tolerance; if the rounded-to-binary answer overshoots
+      // a true budget, tighten that row by the overshoot and solve again.
+      int ret = 0, status = 0;
+      bool met = false;
+      for (int attempt = 0; attempt < 4 && !met; ++attempt) {
+        {
+          TermOut quiet(verbose_);
+          if (!tracker.start.empty()) {
+            // The callback's column numbers are those of the problem in the search tree, which the
+            // MIP presolver would renumber: solve the LP relaxation here and search without it.
+            glp_smcp sp;
+            glp_init_smcp(&sp);
+            sp.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
+            sp.presolve = GLP_ON;
+            parm.presolve = glp_simplex(lp.get(), &sp) == 0 && glp_get_status(lp.get()) == GLP_OPT ? GLP_OFF : GLP_ON;
+            if (parm.presolve == GLP_ON) tracker.start.clear();  // no LP optimum to start from: no offer
+          }
+          ret = glp_intopt(lp.get(), &parm);
+        }
+        status = glp_mip_status(lp.get());
+        if (ret == GLP_ENOPFS || status == GLP_NOFEAS) {
+          std::ostringstream m;
+          m << "hardware: no assignment meets every budget at once (each one alone is achievable):";
+          for (std::size_t r : rows_of) {
+            auto range = feasible_range(q, r);
+            m << " '" << q.resources[r].name << "' budget " << q.resources[r].budget << " (feasible range ["
+              << range.first << ", " << range.second << "]);";
+          }
+          m << " given candidate widths, pins and ties" << restrict_note;
+          throw InfeasibleError(m.str());
+        }
+        if (status != GLP_OPT && status != GLP_FEAS) {
+          if (ret == GLP_ETMLIM)
+            throw UserError("hardware: GLPK found no feasible assignment within time_limit_s=" +
+                            std::to_string(time_limit_s_) + "; raise time_limit_s or use 'lagrangian'");
+          throw UserError("hardware: GLPK's glp_intopt failed with code " + std::to_string(ret));
+        }
+        for (std::size_t u : free_items) {
+          std::size_t best = s.begin(u);
+          for (std::size_t o = s.begin(u); o < s.end(u); ++o)
+            if (glp_mip_col_val(lp.get(), col_of[o]) > glp_mip_col_val(lp.get(), col_of[best])) best = o;
+          choice[u] = best;
+        }
+        met = true;
+        for (auto& br : budget_rows) {
+          long double used = mix_extra(br.units, q.resources[br.r].mix_factor, s, choice);
+          for (std::size_t u = 0; u < U; ++u) {
+            double m = kInf;
+            for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.cost[br.r][o]);
+            used += s.cost[br.r][choice[u]] - m;
+          }
+          if (used > br.rhs && !within_budget(static_cast<double>(used), br.rhs)) {
+            met = false;
+            br.rhs -= static_cast<double>(used - br.rhs) * (1 + 1e-6) + 1e-12 * br.scale;
+            glp_set_row_bnds(lp.get(), br.row, GLP_UP, 0.0, (std::max(0.0, br.rhs) - br.constant) / br.scale);
+          }
+        }
+      }
+      if (!met) throw UserError("hardware: GLPK's answer overshoots a budget beyond rounding; tightening did not help");
+
+      const double mip_scaled = glp_mip_obj_val(lp.get());
+      long double fixed_dist = 0;
+      for (std::size_t u = 0; u < U; ++u)
+        if (s.num_options(u) == 1) fixed_dist += s.dist[choice[u]];
+      note << "hardware: GLPK ILP, " << ncols << " columns, " << free_items.size() << " one-hot rows, "
+           << budget_rows.size() << " budget rows";
+      if (penalty_units) note << ", " << penalty_units << " mixed-width units";
+      note << "; ";
+      if (ret == 0 && status == GLP_OPT) {
+        if (mip_gap_ > 0) {
+          const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
+          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+          gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+          note << "solved within mip_gap " << mip_gap_;
+        } else {
+          note << "optimal";
+        }
+      } else {
+        // Stopped early (time limit or gap tolerance): the LP relaxation bounds the optimum.
+        if (ret == GLP_EMIPGAP) {
+          const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
+          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+          gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+          note << "stopped at mip_gap " << mip_gap_;
+        } else if (tracker.have) {
+          const double node = static_cast<double>(fixed_dist) + tracker.bound * obj_scale;
+          const double lower = std::max(node, lagr.bound);
+          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+          gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
+          note << "stopped at time_limit_s " << time_limit_s_ << " with a feasible answer; gap bound from the "
+               << (lagr.bound > node ? "Lagrangian relaxation" : "best open node");
+        } else {
           glp_smcp sp;
           glp_init_smcp(&sp);
           sp.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
           sp.presolve = GLP_ON;
-          parm.presolve = glp_simplex(lp.get(), &sp) == 0 && glp_get_status(lp.get()) == GLP_OPT ? GLP_OFF : GLP_ON;
-          if (parm.presolve == GLP_ON) tracker.start.clear();  // no LP optimum to start from: no offer
+          int lp_ret;
+          {
+            TermOut quiet(verbose_);
+            lp_ret = glp_simplex(lp.get(), &sp);
+          }
+          gap = kNaN;
+          double lower = lagr.bound;
+          if (lp_ret == 0 && glp_get_status(lp.get()) == GLP_OPT)
+            lower = std::max(lower, static_cast<double>(fixed_dist) + glp_get_obj_val(lp.get()) * obj_scale);
+          if (std::isfinite(lower)) {
+            const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+            gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
+          }
+          note << "stopped at time_limit_s " << time_limit_s_ << " with a feasible answer; gap bound from the "
+               << (lower == lagr.bound ? "Lagrangian relaxation" : "LP relaxation");
         }
-        ret = glp_intopt(lp.get(), &parm);
-      }
-      status = glp_mip_status(lp.get());
-      if (ret == GLP_ENOPFS || status == GLP_NOFEAS) {
-        std::ostringstream m;
-        m << "hardware: no assignment meets every budget at once (each one alone is achievable):";
-        for (std::size_t r : rows_of) {
-          auto range = feasible_range(q, r);
-          m << " '" << q.resources[r].name << "' budget " << q.resources[r].budget << " (feasible range ["
-            << range.first << ", " << range.second << "]);";
-        }
-        m << " given candidate widths, pins and ties" << restrict_note;
-        throw InfeasibleError(m.str());
-      }
-      if (status != GLP_OPT && status != GLP_FEAS) {
-        if (ret == GLP_ETMLIM)
-          throw UserError("hardware: GLPK found no feasible assignment within time_limit_s=" +
-                          std::to_string(time_limit_s_) + "; raise time_limit_s or use 'lagrangian'");
-        throw UserError("hardware: GLPK's glp_intopt failed with code " + std::to_string(ret));
-      }
-      for (std::size_t u : free_items) {
-        std::size_t best = s.begin(u);
-        for (std::size_t o = s.begin(u); o < s.end(u); ++o)
-          if (glp_mip_col_val(lp.get(), col_of[o]) > glp_mip_col_val(lp.get(), col_of[best])) best = o;
-        choice[u] = best;
-      }
-      met = true;
-      for (auto& br : budget_rows) {
-        long double used = mix_extra(br.units, q.resources[br.r].mix_factor, s, choice);
-        for (std::size_t u = 0; u < U; ++u) {
-          double m = kInf;
-          for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.cost[br.r][o]);
-          used += s.cost[br.r][choice[u]] - m;
-        }
-        if (used > br.rhs && !within_budget(static_cast<double>(used), br.rhs)) {
-          met = false;
-          br.rhs -= static_cast<double>(used - br.rhs) * (1 + 1e-6) + 1e-12 * br.scale;
-          glp_set_row_bnds(lp.get(), br.row, GLP_UP, 0.0, (std::max(0.0, br.rhs) - br.constant) / br.scale);
-        }
-      }
-    }
-    if (!met) throw UserError("hardware: GLPK's answer overshoots a budget beyond rounding; tightening did not help");
-
-    const double mip_scaled = glp_mip_obj_val(lp.get());
-    long double fixed_dist = 0;
-    for (std::size_t u = 0; u < U; ++u)
-      if (s.num_options(u) == 1) fixed_dist += s.dist[choice[u]];
-    note << "hardware: GLPK ILP, " << ncols << " columns, " << free_items.size() << " one-hot rows, "
-         << budget_rows.size() << " budget rows";
-    if (penalty_units) note << ", " << penalty_units << " mixed-width units";
-    note << "; ";
-    if (ret == 0 && status == GLP_OPT) {
-      if (mip_gap_ > 0) {
-        const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
-        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
-        gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
-        note << "solved within mip_gap " << mip_gap_;
-      } else {
-        note << "optimal";
-      }
-    } else {
-      // Stopped early (time limit or gap tolerance): the LP relaxation bounds the optimum.
-      if (ret == GLP_EMIPGAP) {
-        const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
-        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
-        gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
-        note << "stopped at mip_gap " << mip_gap_;
-      } else if (tracker.have) {
-        const double lower = static_cast<double>(fixed_dist) + tracker.bound * obj_scale;
-        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
-        gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
-        note << "stopped at time_limit_s " << time_limit_s_ << " with a feasible answer; gap bound from the best open node";
-      } else {
-        glp_smcp sp;
-        glp_init_smcp(&sp);
-        sp.msg_lev = verbose_ ? GLP_MSG_ON : GLP_MSG_OFF;
-        sp.presolve = GLP_ON;
-        int lp_ret;
-        {
-          TermOut quiet(verbose_);
-          lp_ret = glp_simplex(lp.get(), &sp);
-        }
-        gap = kNaN;
-        if (lp_ret == 0 && glp_get_status(lp.get()) == GLP_OPT) {
-          const double lower = static_cast<double>(fixed_dist) + glp_get_obj_val(lp.get()) * obj_scale;
-          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
-          gap = std::max(0.0, obj - lower) / std::max(lower, std::numeric_limits<double>::min());
-        }
-        note << "stopped at time_limit_s " << time_limit_s_ << " with a feasible answer; gap bound from the LP relaxation";
       }
     }
   } else {
@@ -565,6 +794,12 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
                "hardware answer exceeds a budget");
   a.gap_bound = gap;
   a.note = note.str() + restrict_note;
+  if (std::isfinite(lagr_bound)) {
+    std::ostringstream lb;
+    lb.precision(17);
+    lb << "; Lagrangian bound " << lagr_bound;
+    a.note += lb.str();
+  }
   a.seconds = sw.seconds();
   return a;
 }

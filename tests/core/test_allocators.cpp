@@ -733,13 +733,21 @@ TEST(HardwareAllocator, ParamsAreRead) {
   EXPECT_THROW(make("hardware", "{mip_gap: 2}"), hawq::ConfigError);
   EXPECT_THROW(make("hardware", "{supported_bits: [0]}"), hawq::ConfigError);
   EXPECT_THROW(make("hardware", "{time_limit_s: -1}"), hawq::ConfigError);
+  EXPECT_THROW(make("hardware", "{lagrange_iterations: -1}"), hawq::ConfigError);
 }
 
 // A latency-like resource whose units (mix groups) cost more when their blocks take two or more
 // widths (the kernels' mixed path): the ILP's answer is the brute-force optimum under the
 // penalised budget, and the penalty changes the answer in some of the cases.
+// The Lagrangian bound the note reports ("Lagrangian bound X"), or NaN when it did not run.
+double lagrangian_bound(const Allocation& a) {
+  const std::string key = "; Lagrangian bound ";
+  const auto at = a.note.find(key);
+  return at == std::string::npos ? std::nan("") : std::stod(a.note.substr(at + key.size()));
+}
+
 TEST(HardwareAllocator, MixedWidthPenaltyMatchesBruteForce) {
-  int solved = 0, changed = 0;
+  int solved = 0, changed = 0, bounded = 0, proven = 0;
   for (std::uint64_t seed = 4001; seed <= 4160; ++seed) {
     AllocationProblem p = random_problem(seed, 2);
     Rng g(seed * 7 + 1);
@@ -757,6 +765,20 @@ TEST(HardwareAllocator, MixedWidthPenaltyMatchesBruteForce) {
     expect_valid(p, a, describe(seed, p));
     expect_near_optimum("hardware", a, opt.objective, describe(seed, p));
     EXPECT_NEAR(a.cost[1], penalised_total(p, 1, a.bits), 1e-9 * std::max(1.0, a.cost[1])) << describe(seed, p);
+    // The Lagrangian relaxation (one penalised resource, units that do not share items) bounds
+    // the optimum from below; where its answer meets its bound GLPK is skipped, so that answer
+    // must be the optimum (checked above). The GLPK-only path stays exact too.
+    const double lb = lagrangian_bound(a);
+    if (std::isfinite(lb)) {
+      EXPECT_LE(lb, opt.objective * (1 + 1e-9) + 1e-12) << describe(seed, p);
+      ++bounded;
+    }
+    proven += a.note.find("the Lagrangian bound meets its answer") != std::string::npos;
+    if (seed % 4 == 0) {
+      const Allocation b = make("hardware", "{lagrange_iterations: 0}")->solve(p);
+      expect_near_optimum("hardware (no Lagrangian)", b, opt.objective, describe(seed, p));
+      EXPECT_TRUE(std::isnan(lagrangian_bound(b)));
+    }
     ++solved;
     AllocationProblem additive = p;  // the same budget on the additive cost only
     additive.resources[1].mix_factor = 1.0;
@@ -765,6 +787,10 @@ TEST(HardwareAllocator, MixedWidthPenaltyMatchesBruteForce) {
   }
   EXPECT_GT(solved, 100);
   EXPECT_GT(changed, 5);
+  EXPECT_GT(bounded, 60);  // the others tie blocks across units or have none to penalise
+  EXPECT_GT(proven, 10);
+  std::printf("%d solvable problems: Lagrangian bound on %d, optimal by it (no GLPK) on %d\n", solved, bounded,
+              proven);
 }
 
 TEST(Allocation, MixedWidthPenaltyAppliesToMixedUnitsOnly) {
