@@ -24,9 +24,10 @@
 // the two meet the answer is optimal without GLPK (lagrange_iterations, default 500; 0 = off).
 // glp_intopt (branch and bound, MIP presolve on unless a start is offered) solves it to optimality (mip_gap 0: gap_bound 0).
 // With mip_gap > 0 the bound follows from GLPK's stopping rule; when time_limit_s stops the search
-// with an incumbent, the best open node's bound (else the LP relaxation) is the lower bound. Params: supported_bits (list;
-// default every candidate), time_limit_s (default 60), mip_gap (default 0), verbose (default
-// false: GLPK's terminal output is silenced).
+// with an incumbent, the best open node's bound (else the LP relaxation), or the Lagrangian bound
+// where higher, is the lower bound. Params: supported_bits (list; default every candidate),
+// time_limit_s (default 60), mip_gap (default 0), lagrange_iterations (default 500), verbose
+// (default false: GLPK's terminal output is silenced).
 #include <glpk.h>
 
 #include <algorithm>
