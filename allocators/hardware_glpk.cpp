@@ -233,11 +233,14 @@ struct LagrangeResult {
   double bound = -kInf;              // best lower bound on the total distortion (fixed items included)
   std::vector<std::size_t> choice;   // best answer found that meets every budget (option per item)
   double objective = kInf;           // its total distortion
+  int iterations = 0;                // subgradient steps taken
+  double seconds = 0;
 };
 
 LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, const std::vector<std::size_t>& rows,
                               std::size_t rp, const std::vector<MixUnit>& units, int iterations) {
   LagrangeResult out;
+  Stopwatch sw;
   const std::size_t U = s.size();
   const double f = q.resources[rp].mix_factor;
   std::vector<int> unit_of(U, -1);
@@ -327,6 +330,7 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
   double theta = 1.0;
   int since_better = 0;
   for (int it = 0; it < iterations; ++it) {
+    out.iterations = it + 1;
     for (std::size_t o = 0; o < s.cand.size(); ++o) {
       double v = s.dist[o] / dscale;
       for (std::size_t k = 0; k < rows.size(); ++k) v += lam[k] * s.cost[rows[k]][o] / bscale[k];
@@ -408,6 +412,7 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
     if (theta < 1e-6) break;
     if (std::isfinite(out.objective) && out.objective <= out.bound * (1 + 1e-9)) break;  // proven optimal
   }
+  out.seconds = sw.seconds();
   return out;
 }
 
@@ -527,6 +532,8 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
   std::ostringstream note;
   double gap = 0;
   double lagr_bound = -kInf;  // the Lagrangian relaxation's lower bound, when it ran
+  int lagr_iterations = 0;
+  double lagr_seconds = 0;
   if (!free_items.empty()) {
     double obj_scale = static_cast<double>(obj_floor);
     if (!(obj_scale > 0)) {
@@ -645,6 +652,8 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
       if (npen == 1 && lagrange_iterations_ > 0) {
         lagr = mix_lagrangian(q, s, rows_of, rp, *pu, lagrange_iterations_);
         lagr_bound = lagr.bound;
+        lagr_iterations = lagr.iterations;
+        lagr_seconds = lagr.seconds;
       }
       const std::vector<std::size_t> start = lagr.choice.empty() ? warm_start(q, s) : lagr.choice;
       if (!start.empty()) {
@@ -799,6 +808,8 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
     std::ostringstream lb;
     lb.precision(17);
     lb << "; Lagrangian bound " << lagr_bound;
+    lb.precision(3);
+    lb << " (" << lagr_iterations << " steps, " << lagr_seconds << " s)";
     a.note += lb.str();
   }
   a.seconds = sw.seconds();

@@ -245,6 +245,7 @@ TEST(Latency, BudgetChangesTheHardwareAllocationOnLlama7bShapes) {
   std::printf("  with the mixed factor %.3f per weight: the answer above costs %.1f us; the penalised ILP's %.1f us, "
               "objective %.6g (gap bound %.2f)\n",
               p.resources[1].mix_factor, additive_penalised, pen.cost[1], pen.objective, pen.gap_bound);
+  std::printf("  %s\n", pen.note.c_str());
   EXPECT_LE(pen.cost[1], latency_budget * (1 + 1e-9));
   EXPECT_LE(pen.cost[0], bits_budget * (1 + 1e-9));
   EXPECT_NEAR(pen.cost[1], hawq::evaluate_allocation(p, pen.bits).cost[1], 1e-9 * pen.cost[1]);
