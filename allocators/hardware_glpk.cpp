@@ -314,8 +314,44 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
       if (!changed) break;
     }
   };
+  // The budgets' slack spent where it buys the most: every single-item move that lowers the
+  // distortion, by distortion saved per unit of slack used (the largest share over the budgets),
+  // applied in that order while the budgets stay met.
+  auto fill = [&](std::vector<std::size_t>& ch) {
+    std::vector<long double> u = used(ch);
+    struct Move {
+      double ratio;
+      std::size_t item, option;
+    };
+    std::vector<Move> moves;
+    for (std::size_t i = 0; i < U; ++i)
+      for (std::size_t o = s.begin(i); o < s.end(i); ++o) {
+        const double gain = s.dist[ch[i]] - s.dist[o];
+        if (!(gain > 0)) continue;
+        double use = 0;
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+          const double slack = std::max(static_cast<double>(q.resources[rows[k]].budget - u[k]), 1e-12 * bscale[k]);
+          use = std::max(use, (s.cost[rows[k]][o] - s.cost[rows[k]][ch[i]]) / slack);
+        }
+        moves.push_back({use > 0 ? gain / use : kInf, i, o});
+      }
+    std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return a.ratio > b.ratio; });
+    for (const Move& m : moves) {
+      const std::size_t was = ch[m.item];
+      if (!(s.dist[m.option] < s.dist[was])) continue;  // an earlier move already did better
+      const MixUnit* gi = unit_of[m.item] >= 0 ? &units[static_cast<std::size_t>(unit_of[m.item])] : nullptr;
+      const long double extra_was = gi ? unit_extra(*gi, f, s, ch) : 0.0L;
+      ch[m.item] = m.option;
+      std::vector<long double> t = u;
+      for (std::size_t k = 0; k < rows.size(); ++k) t[k] += s.cost[rows[k]][m.option] - s.cost[rows[k]][was];
+      if (gi) t[kp] += unit_extra(*gi, f, s, ch) - extra_was;
+      if (meets(t)) u = std::move(t);
+      else ch[m.item] = was;
+    }
+  };
   auto offer = [&](std::vector<std::size_t> ch) {
     if (!meets(used(ch))) return;
+    fill(ch);
     improve(ch);
     const double d = distortion(ch);
     if (d < out.objective) {
