@@ -14,14 +14,13 @@
 // takes two or more widths costs mix_factor times its additive cost) gets, per unit, binaries
 // "uniform at width j" and per-option continuous terms that make the budget row charge the
 // penalty exactly when the unit is mixed (add_mix_penalty). GLPK then struggles to find
-// incumbents, so two additive problems solved first (units tied to one width; penalised budgets
-// divided by their factor) offer a feasible start; the search then runs without the MIP presolver,
-// whose renumbering of columns the start could not follow.
-//
-// With one penalised resource whose units do not share items, a Lagrangian relaxation of the
-// budget rows (mix_lagrangian: per unit, uniform at one width or mixed with the penalty) runs first:
-// its best bound and its best feasible answer become the start and a second lower bound, and when
-// the two meet the answer is optimal without GLPK (lagrange_iterations, default 500; 0 = off).
+// incumbents, so it gets a feasible start, and the search runs without the MIP presolver, whose
+// renumbering of columns the start could not follow. With one penalised resource whose units do
+// not share items, a Lagrangian relaxation of the budget rows (mix_lagrangian: per unit, uniform
+// at one width or mixed with the penalty) gives the start and a second lower bound, and when the
+// two meet the answer is optimal without GLPK (lagrange_iterations, default 500; 0 = off);
+// otherwise, or when it finds no feasible answer, two additive problems solved first (units tied
+// to one width; penalised budgets divided by their factor) offer the start.
 // glp_intopt (branch and bound, MIP presolve on unless a start is offered) solves it to optimality (mip_gap 0: gap_bound 0).
 // With mip_gap > 0 the bound follows from GLPK's stopping rule; when time_limit_s stops the search
 // with an incumbent, the best open node's bound (else the LP relaxation), or the Lagrangian bound
@@ -227,8 +226,8 @@ std::size_t item_of_option(const ItemSet& s, std::size_t o) {
 // solved on its own — the unit either uniform at one width (no penalty) or mixed (every item at its
 // own best option, the penalty charged) — so L(λ) = Σ min(...) - Σ λ_r B_r is a lower bound on
 // the optimum for every λ. A projected subgradient ascent on λ gives the best such bound; every
-// iterate's answer that meets the budgets (penalty included), improved one item at a time while it
-// still does, is a candidate start.
+// iterate's answer that meets the budgets (penalty included), improved while it still does (the
+// budgets' slack spent on the best moves, then one item at a time), is a candidate start.
 struct LagrangeResult {
   double bound = -kInf;              // best lower bound on the total distortion (fixed items included)
   std::vector<std::size_t> choice;   // best answer found that meets every budget (option per item)
