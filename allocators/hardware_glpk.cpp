@@ -262,13 +262,29 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
   std::vector<double> bscale(rows.size());
   for (std::size_t k = 0; k < rows.size(); ++k) bscale[k] = std::max(std::abs(q.resources[rows[k]].budget), 1e-300);
   const std::size_t kp = static_cast<std::size_t>(std::find(rows.begin(), rows.end(), rp) - rows.begin());
+  HAWQ_CHECK(kp < rows.size(), "the penalised resource has a finite budget");
 
   auto used = [&](const std::vector<std::size_t>& ch) {  // per finite budget, penalty included
     std::vector<long double> u(rows.size(), 0.0L);
     for (std::size_t k = 0; k < rows.size(); ++k)
       for (std::size_t i = 0; i < U; ++i) u[k] += s.cost[rows[k]][ch[i]];
-    if (kp < rows.size()) u[kp] += mix_extra(units, f, s, ch);
+    u[kp] += mix_extra(units, f, s, ch);
     return u;
+  };
+  // The budgets' use u after item i moves to option o (ch is left as it was).
+  auto used_after = [&](std::vector<std::size_t>& ch, const std::vector<long double>& u, std::size_t i,
+                        std::size_t o) {
+    const std::size_t was = ch[i];
+    std::vector<long double> t = u;
+    for (std::size_t k = 0; k < rows.size(); ++k) t[k] += s.cost[rows[k]][o] - s.cost[rows[k]][was];
+    if (unit_of[i] >= 0) {
+      const MixUnit& g = units[static_cast<std::size_t>(unit_of[i])];
+      const long double before = unit_extra(g, f, s, ch);
+      ch[i] = o;
+      t[kp] += unit_extra(g, f, s, ch) - before;
+      ch[i] = was;
+    }
+    return t;
   };
   auto meets = [&](const std::vector<long double>& u) {
     for (std::size_t k = 0; k < rows.size(); ++k)
@@ -290,15 +306,9 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
         const std::size_t was = ch[i];
         std::size_t best = was;
         std::vector<long double> best_u;
-        const MixUnit* gi = unit_of[i] >= 0 ? &units[static_cast<std::size_t>(unit_of[i])] : nullptr;
-        const long double extra_was = kp < rows.size() && gi ? unit_extra(*gi, f, s, ch) : 0.0L;
         for (std::size_t o = s.begin(i); o < s.end(i); ++o) {
           if (!(s.dist[o] < s.dist[best])) continue;
-          ch[i] = o;
-          std::vector<long double> t = u;
-          for (std::size_t k = 0; k < rows.size(); ++k) t[k] += s.cost[rows[k]][o] - s.cost[rows[k]][was];
-          if (kp < rows.size() && gi) t[kp] += unit_extra(*gi, f, s, ch) - extra_was;
-          ch[i] = was;
+          std::vector<long double> t = used_after(ch, u, i, o);
           if (meets(t)) {
             best = o;
             best_u = std::move(t);
@@ -336,16 +346,12 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
       }
     std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return a.ratio > b.ratio; });
     for (const Move& m : moves) {
-      const std::size_t was = ch[m.item];
-      if (!(s.dist[m.option] < s.dist[was])) continue;  // an earlier move already did better
-      const MixUnit* gi = unit_of[m.item] >= 0 ? &units[static_cast<std::size_t>(unit_of[m.item])] : nullptr;
-      const long double extra_was = gi ? unit_extra(*gi, f, s, ch) : 0.0L;
-      ch[m.item] = m.option;
-      std::vector<long double> t = u;
-      for (std::size_t k = 0; k < rows.size(); ++k) t[k] += s.cost[rows[k]][m.option] - s.cost[rows[k]][was];
-      if (gi) t[kp] += unit_extra(*gi, f, s, ch) - extra_was;
-      if (meets(t)) u = std::move(t);
-      else ch[m.item] = was;
+      if (!(s.dist[m.option] < s.dist[ch[m.item]])) continue;  // an earlier move already did better
+      std::vector<long double> t = used_after(ch, u, m.item, m.option);
+      if (meets(t)) {
+        ch[m.item] = m.option;
+        u = std::move(t);
+      }
     }
   };
   auto offer = [&](std::vector<std::size_t> ch) {
@@ -371,7 +377,7 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
       for (std::size_t k = 0; k < rows.size(); ++k) v += lam[k] * s.cost[rows[k]][o] / bscale[k];
       val[o] = v;
     }
-    const double lp = kp < rows.size() ? lam[kp] / bscale[kp] : 0.0;
+    const double lp = lam[kp] / bscale[kp];
     long double L = 0;
     for (std::size_t i = 0; i < U; ++i) {
       if (unit_of[i] >= 0) continue;
