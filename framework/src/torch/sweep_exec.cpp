@@ -342,23 +342,13 @@ nlohmann::json SweepExecutor::run_point(const Point& p, const Sensitivity* sens)
                   {"cost_bits", a.cost.empty() ? 0.0 : a.cost[0]}};
     if (lat) {
       // Estimated weight-GEMM latency of the allocation (sum over the quantised weights at batch m):
-      // the estimate with the mixed-path factor for weights that ended up with more than one width
-      // (LatencyTable::weight_us; what the latency budget bounds), and the plain additive sum.
-      std::vector<std::map<int, double>> shares(part.weights.size());
-      for (std::size_t i = 0; i < part.blocks.size(); ++i) {
-        const auto& b = part.blocks[i];
-        shares[b.weight][a.bits[i]] +=
-            static_cast<double>(b.numel()) / static_cast<double>(part.weights[b.weight].numel());
-      }
-      double est = 0, additive = 0;
-      for (std::size_t w = 0; w < part.weights.size(); ++w)
-        if (!shares[w].empty()) {
-          const std::vector<std::pair<int, double>> ws(shares[w].begin(), shares[w].end());
-          est += lat->weight_us(part.weights[w].rows(), part.weights[w].cols(), p.method.latency_batch, ws);
-          additive += lat->additive_us(part.weights[w].rows(), part.weights[w].cols(), p.method.latency_batch, ws);
-        }
-      alloc_json["cost_latency_us"] = est;
-      alloc_json["cost_latency_us_additive"] = additive;
+      // the latency resource evaluated with its mixed-path factor for weights that ended up with
+      // more than one width (LatencyTable::weight_us per weight; what a latency budget bounds), and
+      // without it (the plain additive sum).
+      AllocationProblem additive = prob;
+      additive.resources[1].mix_factor = 1.0;
+      alloc_json["cost_latency_us"] = evaluate_allocation(prob, a.bits).cost.at(1);
+      alloc_json["cost_latency_us_additive"] = evaluate_allocation(additive, a.bits).cost.at(1);
       alloc_json["latency_batch"] = p.method.latency_batch;
       alloc_json["latency_table"] = p.method.latency_table;
       if (std::isfinite(prob.resources[1].budget)) alloc_json["latency_budget_us"] = prob.resources[1].budget;
