@@ -795,15 +795,19 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
       }
     }
   };
-  // the first NB - 1 batches go out before the loop (the loop refills each after its multiply)
+  // the first NB - 1 batches go out before the loop (the loop refills each after its multiply);
+  // batch 0 before anything else, batches 1 .. NB - 2 by load_ahead
   load(w[0], sc[0], mb[0], 0);
-  if constexpr (XW) {
-    // no block-wide x: the first batches' x goes with their weights (after the wait: x is the
-    // previous kernel's output), and the barrier (zeros, sums) waits for no load
+  auto load_ahead = [&]() {
     for_each_index<NB - 1>([&](auto bi) {
       constexpr int b = decltype(bi)::value;
       if constexpr (b > 0) load(w[b], sc[b], mb[b], b * U);
     });
+  };
+  if constexpr (XW) {
+    // no block-wide x: the first batches' x goes with their weights (after the wait: x is the
+    // previous kernel's output), and the barrier (zeros, sums) waits for no load
+    load_ahead();
     grid_dep_wait();
     for_each_index<NB - 1>([&](auto bi) {
       constexpr int b = decltype(bi)::value;
@@ -819,10 +823,7 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     if (tid < 4) zs[tid] = 0u;
     for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
     __syncthreads();
-    for_each_index<NB - 1>([&](auto bi) {
-      constexpr int b = decltype(bi)::value;
-      if constexpr (b > 0) load(w[b], sc[b], mb[b], b * U);
-    });
+    load_ahead();
   }
 
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
