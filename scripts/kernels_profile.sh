@@ -34,39 +34,39 @@ fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 
 if [[ $STEPS == *" mma "* ]]; then
-echo "== mma_rate"
-"$BUILD/mma_rate" | tee "$OUT/mma_rate.txt" || rc=1
+  echo "== mma_rate"
+  "$BUILD/mma_rate" | tee "$OUT/mma_rate.txt" || rc=1
 fi
 
 if [[ $STEPS == *" ncu "* ]]; then
-echo "== Nsight Compute: default M = 1 GEMV, ${N}x${K} uniform 4-bit"
-REP=$(mktemp -d)/gemv
-if ncu --clock-control none --kernel-name regex:gemv_sk --launch-skip 4 --launch-count 1 --set full \
-       --import-source yes --warp-sampling-interval 0 -o "$REP" "$BUILD/gemv_profile" "$N" "$K" >> "$OUT/build.log" 2>&1; then
-  ncu --import "$REP.ncu-rep" --page details > "$OUT/ncu_details.txt" 2>&1
-  ncu --import "$REP.ncu-rep" --page source --csv --print-source sass > "$OUT/ncu_sass.csv" 2>&1
-  grep -E "^ +(Duration|DRAM Throughput|Registers Per Thread|Achieved Occupancy|Active Warps Per Scheduler|Eligible Warps Per Scheduler|Issued Warp Per Scheduler|No Eligible|Warp Cycles Per Issued Instruction) " \
-    "$OUT/ncu_details.txt"
-  python3 "$ROOT/scripts/ncu_stalls.py" "$OUT/ncu_sass.csv" 12 | tee "$OUT/ncu_stalls.txt" || rc=1
-else
-  tail -5 "$OUT/build.log"
-  echo "ncu could not profile (no hardware counters on this machine?)"
-  rc=1
-fi
+  echo "== Nsight Compute: default M = 1 GEMV, ${N}x${K} uniform 4-bit"
+  REP=$(mktemp -d)/gemv
+  if ncu --clock-control none --kernel-name regex:gemv_sk --launch-skip 4 --launch-count 1 --set full \
+         --import-source yes --warp-sampling-interval 0 -o "$REP" "$BUILD/gemv_profile" "$N" "$K" >> "$OUT/build.log" 2>&1; then
+    ncu --import "$REP.ncu-rep" --page details > "$OUT/ncu_details.txt" 2>&1
+    ncu --import "$REP.ncu-rep" --page source --csv --print-source sass > "$OUT/ncu_sass.csv" 2>&1
+    grep -E "^ +(Duration|DRAM Throughput|Registers Per Thread|Achieved Occupancy|Active Warps Per Scheduler|Eligible Warps Per Scheduler|Issued Warp Per Scheduler|No Eligible|Warp Cycles Per Issued Instruction) " \
+      "$OUT/ncu_details.txt"
+    python3 "$ROOT/scripts/ncu_stalls.py" "$OUT/ncu_sass.csv" 12 | tee "$OUT/ncu_stalls.txt" || rc=1
+  else
+    tail -5 "$OUT/build.log"
+    echo "ncu could not profile (no hardware counters on this machine?)"
+    rc=1
+  fi
 fi
 
 if [[ $STEPS == *" sass "* ]]; then
-echo "== scoreboards of the default GEMV's loads (4-bit, one unit per batch, four batches, x per warp)"
-OBJ=$(find "$BUILD" -name 'gemm.cu.o' | head -1)
-cuobjdump -sass "$OBJ" | python3 "$ROOT/scripts/sass_scoreboards.py" 'gemv_sk_kernelILi4ELi1ELb1ELi4ELb1E' \
-  > "$OUT/sass_scoreboards.txt" || rc=1
-grep -E "SB[0-9]: set by" "$OUT/sass_scoreboards.txt"
+  echo "== scoreboards of the default GEMV's loads (4-bit, one unit per batch, four batches, x per warp)"
+  OBJ=$(find "$BUILD" -name 'gemm.cu.o' | head -1)
+  cuobjdump -sass "$OBJ" | python3 "$ROOT/scripts/sass_scoreboards.py" 'gemv_sk_kernelILi4ELi1ELb1ELi4ELb1E' \
+    > "$OUT/sass_scoreboards.txt" || rc=1
+  grep -E "SB[0-9]: set by" "$OUT/sass_scoreboards.txt"
 fi
 
 if [[ $STEPS == *" patterns "* ]]; then
-echo "== read patterns"
-"$BUILD/kernels_bench" --out "$(mktemp -d)" --no-e2e --read-patterns --variants u4 --ms 1 \
-  --shapes 11008x4096,28672x8192 > "$OUT/read_patterns.txt" 2>&1 || rc=1
-grep -E "^  (u4|read_floor) |read pattern" "$OUT/read_patterns.txt"
+  echo "== read patterns"
+  "$BUILD/kernels_bench" --out "$(mktemp -d)" --no-e2e --read-patterns --variants u4 --ms 1 \
+    --shapes 11008x4096,28672x8192 > "$OUT/read_patterns.txt" 2>&1 || rc=1
+  grep -E "^  (u4|read_floor) |read pattern" "$OUT/read_patterns.txt"
 fi
 exit $rc
