@@ -736,9 +736,6 @@ TEST(HardwareAllocator, ParamsAreRead) {
   EXPECT_THROW(make("hardware", "{lagrange_iterations: -1}"), hawq::ConfigError);
 }
 
-// A latency-like resource whose units (mix groups) cost more when their blocks take two or more
-// widths (the kernels' mixed path): the ILP's answer is the brute-force optimum under the
-// penalised budget, and the penalty changes the answer in some of the cases.
 // The Lagrangian bound the note reports ("Lagrangian bound X"), or NaN when it did not run.
 double lagrangian_bound(const Allocation& a) {
   const std::string key = "; Lagrangian bound ";
@@ -746,6 +743,9 @@ double lagrangian_bound(const Allocation& a) {
   return at == std::string::npos ? std::nan("") : std::stod(a.note.substr(at + key.size()));
 }
 
+// A latency-like resource whose units (mix groups) cost more when their blocks take two or more
+// widths (the kernels' mixed path): the ILP's answer is the brute-force optimum under the
+// penalised budget, and the penalty changes the answer in some of the cases.
 TEST(HardwareAllocator, MixedWidthPenaltyMatchesBruteForce) {
   int solved = 0, changed = 0, bounded = 0, proven = 0;
   for (std::uint64_t seed = 4001; seed <= 4160; ++seed) {
