@@ -83,8 +83,8 @@ struct LaunchConfig {
 };
 // The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count). With
 // LaunchConfig{} (warps, splits and gemv all 0) an aligned M = 1 call runs the stream-K GEMV
-// {8 warps, whole tiles, 4 stages, warp_x} instead, falling back to the GEMM where that cannot
-// be launched.
+// {8 warps, whole tiles, 4 stages, warp_x} instead (3 stages for mixed widths with 8-bit units),
+// falling back to the GEMM where that cannot be launched.
 LaunchConfig auto_config(const DeviceWeights& w, int m);
 // Dynamic shared memory a launch needs, bytes.
 std::size_t shared_bytes(const DeviceWeights& w, int m, int warps);
