@@ -1291,13 +1291,12 @@ cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m
     return cudaErrorInvalidValue;
   if (m == 1 && w.layout == Layout::kAligned && cfg.warps == 0 && cfg.splits == 0 && cfg.gemv == 0) {
     // Default at M = 1: the stream-K GEMV with whole tiles, 8-warp blocks, one-unit batches and x
-    // staged per warp; four batches in flight (the fastest configuration on H100 for 4-bit weights
-    // at every measured shape), three for mixed widths with 8-bit units, whose batch registers
-    // are sized for the widest unit (mixed {2,4,8}: 12.8 against 16.2 us on 11008x4096, 47.8
-    // against 64.1 on 28672x8192, within 3 % of the best tuned configuration); the GEMM when it
-    // cannot be launched for this matrix.
-    const bool mixed8 = !(w.uniform_bits != 0 && w.uniform_bits == w.max_bits) && w.max_bits == 8;
-    const LaunchConfig g{8, 1, cfg.pdl, 1, true, true, 0, mixed8 ? 3 : 4, true};
+    // staged per warp; four batches in flight (the fastest configuration on H100 for 2-, 3- and
+    // 4-bit weights at the measured shapes but 4096^2), three where 8-bit units are present, whose
+    // batch registers are twice as many (uniform 8-bit: 18.4 against 19.8 us on 11008x4096, 82.2
+    // against 88.5 on 28672x8192; mixed {2,4,8}: 12.8 against 16.2 and 47.8 against 64.1; each
+    // within 3 % of the best tuned configuration); the GEMM when it cannot be launched.
+    const LaunchConfig g{8, 1, cfg.pdl, 1, true, true, 0, w.max_bits == 8 ? 3 : 4, true};
     const cudaError_t e = launch_gemv_sk(w, x, y, ws, g, stream);
     if (e != cudaErrorInvalidValue && e != cudaErrorInvalidConfiguration) return e;
   }

@@ -83,7 +83,7 @@ struct LaunchConfig {
 };
 // The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count). With
 // LaunchConfig{} (warps, splits and gemv all 0) an aligned M = 1 call runs the stream-K GEMV
-// {8 warps, whole tiles, 4 stages, warp_x} instead (3 stages for mixed widths with 8-bit units),
+// {8 warps, whole tiles, 4 stages, warp_x} instead (3 stages where 8-bit units are present),
 // falling back to the GEMM where that cannot be launched.
 LaunchConfig auto_config(const DeviceWeights& w, int m);
 // Dynamic shared memory a launch needs, bytes.
