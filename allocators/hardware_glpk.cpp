@@ -100,15 +100,29 @@ struct MixUnit {
   std::vector<std::size_t> free_items;  // the unit's items with more than one option
 };
 
+// The widths unit g can be uniform at: its fixed items' width, or any width of its options when it
+// has no fixed items; none when its fixed items already have two widths.
+std::set<int> uniform_widths(const MixUnit& g, const ItemSet& s) {
+  if (g.forced.size() > 1) return {};
+  std::set<int> widths = g.forced;
+  if (widths.empty())
+    for (const auto& oc : g.coef) widths.insert(s.cand[oc.first]);
+  return widths;
+}
+
+// The widths unit g takes under a choice of one option per item.
+std::set<int> chosen_widths(const MixUnit& g, const ItemSet& s, const std::vector<std::size_t>& choice) {
+  std::set<int> widths = g.forced;
+  for (std::size_t u : g.free_items) widths.insert(s.cand[choice[u]]);
+  return widths;
+}
+
 // The penalty (f - 1) A_g that unit g pays under a choice of one option per item.
 long double unit_extra(const MixUnit& g, double f, const ItemSet& s, const std::vector<std::size_t>& choice) {
-  std::set<int> widths = g.forced;
+  if (chosen_widths(g, s, choice).size() < 2) return 0.0L;
   long double a = g.fixed;
-  for (std::size_t u : g.free_items) {
-    widths.insert(s.cand[choice[u]]);
-    a += g.coef.at(choice[u]);
-  }
-  return widths.size() > 1 ? (f - 1.0) * a : 0.0L;
+  for (std::size_t u : g.free_items) a += g.coef.at(choice[u]);
+  return (f - 1.0) * a;
 }
 
 // ... summed over the units.
@@ -183,11 +197,8 @@ double add_mix_penalty(glp_prob* lp, const std::vector<MixUnit>& units, double f
     for (const auto& oc : g.coef) xcoef[oc.first] += (f - 1.0) * oc.second;
     constant += (f - 1.0) * g.fixed;
     if (g.forced.size() > 1) continue;  // always mixed: the penalty is linear in x
-    std::set<int> widths = g.forced;  // the widths g can be uniform at
-    if (g.forced.empty())
-      for (const auto& oc : g.coef) widths.insert(s.cand[oc.first]);
     std::map<int, int>& w = cols.w[gi];
-    for (int j : widths) w[j] = bin();
+    for (int j : uniform_widths(g, s)) w[j] = bin();
     const int one = glp_add_rows(lp, 1);  // Σ w <= 1
     glp_set_row_bnds(lp, one, GLP_UP, 0.0, 1.0);
     for (const auto& wj : w) put(one, wj.second, 1.0);
@@ -400,28 +411,24 @@ LagrangeResult mix_lagrangian(const AllocationProblem& q, const ItemSet& s, cons
       // uniform at width j: every item at its option of width j, no penalty
       long double best = mixed;
       int best_j = -1;
-      std::set<int> widths = g.forced;
-      if (widths.empty())
-        for (const auto& oc : g.coef) widths.insert(s.cand[oc.first]);
-      if (widths.size() == 1 || g.forced.empty())
-        for (int j : widths) {
-          long double t = 0;
-          bool all = true;
-          for (std::size_t i : g.free_items) {
-            std::size_t at = s.end(i);
-            for (std::size_t o = s.begin(i); o < s.end(i); ++o)
-              if (s.cand[o] == j) at = o;
-            if (at == s.end(i)) {
-              all = false;
-              break;
-            }
-            t += val[at];
+      for (int j : uniform_widths(g, s)) {
+        long double t = 0;
+        bool all = true;
+        for (std::size_t i : g.free_items) {
+          std::size_t at = s.end(i);
+          for (std::size_t o = s.begin(i); o < s.end(i); ++o)
+            if (s.cand[o] == j) at = o;
+          if (at == s.end(i)) {
+            all = false;
+            break;
           }
-          if (all && t < best) {
-            best = t;
-            best_j = j;
-          }
+          t += val[at];
         }
+        if (all && t < best) {
+          best = t;
+          best_j = j;
+        }
+      }
       if (best_j >= 0)
         for (std::size_t i : g.free_items)
           for (std::size_t o = s.begin(i); o < s.end(i); ++o)
@@ -703,8 +710,7 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
         for (const BudgetRow& br : budget_rows)
           for (std::size_t gi = 0; gi < br.units.size(); ++gi) {
             const MixUnit& g = br.units[gi];
-            std::set<int> widths = g.forced;
-            for (std::size_t u : g.free_items) widths.insert(s.cand[start[u]]);
+            const std::set<int> widths = chosen_widths(g, s, start);
             if (widths.size() != 1 || !br.cols.w[gi].count(*widths.begin())) continue;
             tracker.start[static_cast<std::size_t>(br.cols.w[gi].at(*widths.begin()))] = 1.0;
             for (const auto& [pc, o] : br.cols.p[gi])
@@ -766,12 +772,9 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
         }
         met = true;
         for (auto& br : budget_rows) {
-          long double used = mix_extra(br.units, q.resources[br.r].mix_factor, s, choice);
-          for (std::size_t u = 0; u < U; ++u) {
-            double m = kInf;
-            for (std::size_t o = s.begin(u); o < s.end(u); ++o) m = std::min(m, s.cost[br.r][o]);
-            used += s.cost[br.r][choice[u]] - m;
-          }
+          // the row's use in its shifted unit: the choice's cost, penalty included, less the shift
+          long double used = mix_extra(br.units, q.resources[br.r].mix_factor, s, choice) - br.base;
+          for (std::size_t u = 0; u < U; ++u) used += s.cost[br.r][choice[u]];
           if (used > br.rhs && !within_budget(static_cast<double>(used), br.rhs)) {
             met = false;
             br.rhs -= static_cast<double>(used - br.rhs) * (1 + 1e-6) + 1e-12 * br.scale;
@@ -789,11 +792,15 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
            << budget_rows.size() << " budget rows";
       if (penalty_units) note << ", " << penalty_units << " mixed-width units";
       note << "; ";
+      // the relative gap GLPK's stopping rule at mip_gap allows
+      auto mip_gap_bound = [&]() {
+        const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
+        const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
+        return abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+      };
       if (ret == 0 && status == GLP_OPT) {
         if (mip_gap_ > 0) {
-          const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
-          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
-          gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+          gap = mip_gap_bound();
           note << "solved within mip_gap " << mip_gap_;
         } else {
           note << "optimal";
@@ -801,9 +808,7 @@ Allocation HardwareAllocator::solve(const AllocationProblem& problem) const {
       } else {
         // Stopped early (time limit or gap tolerance): the LP relaxation bounds the optimum.
         if (ret == GLP_EMIPGAP) {
-          const double abs_gap = mip_gap_ * (std::abs(mip_scaled) + 2.220446049250313e-16) * obj_scale;
-          const double obj = static_cast<double>(fixed_dist) + mip_scaled * obj_scale;
-          gap = abs_gap / std::max(obj - abs_gap, std::numeric_limits<double>::min());
+          gap = mip_gap_bound();
           note << "stopped at mip_gap " << mip_gap_;
         } else if (tracker.have) {
           const double node = static_cast<double>(fixed_dist) + tracker.bound * obj_scale;
