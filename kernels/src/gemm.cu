@@ -710,13 +710,13 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
 
 // Calls f(std::integral_constant<int, i>{}) for i = 0 .. N-1 in order: straight-line code with
 // compile-time indices (register arrays stay registers).
-template <int N, class F, int... I>
+template <class F, int... I>
 __device__ __forceinline__ void for_each_index_impl(F&& f, std::integer_sequence<int, I...>) {
   (f(std::integral_constant<int, I>{}), ...);
 }
 template <int N, class F>
 __device__ __forceinline__ void for_each_index(F&& f) {
-  for_each_index_impl<N>(f, std::make_integer_sequence<int, N>{});
+  for_each_index_impl(f, std::make_integer_sequence<int, N>{});
 }
 
 // Bytes before the XW x slots: zeros, row sums and counters, metadata (16-byte aligned).
