@@ -49,6 +49,14 @@ struct Params {
   int sk_tiles;      // stream-K GEMV: row tiles one block can touch (shared row accumulators)
   int sk_units;      // stream-K GEMV: most units of one warp's run (metadata slots per warp)
   int sk_whole;      // stream-K GEMV: block runs are whole row tiles (nothing combined across blocks)
+  // stream-K GEMV partition: block b holds sk_q items of sk_item units (whole tiles: a row tile of
+  // G units; balanced: one unit), sk_r of the blocks one more: the first sk_r (block b starts at
+  // item b * sk_q + min(b, sk_r)), or with sk_spread blocks spread over the grid (block b starts at
+  // floor(b * items / blocks)); inside a block of n items, warp w holds sk_uq[n > sk_q] units, the
+  // first sk_ur[n > sk_q] warps one more. sk_inv_g = 1 / groups, sk_inv_nb = 1 / blocks.
+  int sk_q, sk_r, sk_item, sk_uq[2], sk_ur[2], sk_spread;
+  float sk_inv_g, sk_inv_nb;
+  int sk_sunits;  // stream-K GEMV with x per warp: most units of a warp's run (its staged scales)
 };
 
 struct DevOps {
@@ -516,6 +524,15 @@ __device__ __forceinline__ V ldg_l2(const V* p) {
 #endif
 }
 
+// 8 bytes of the previous kernel's output (x): an __ldg may be hoisted above griddepcontrol.wait
+// (the compiler treats its data as constant for the whole kernel, and did so here), so x is read
+// with a load that keeps its place after the wait.
+__device__ __forceinline__ uint2 ld_after_wait(const uint2* p) {
+  uint2 v;
+  asm volatile("ld.global.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p) : "memory");
+  return v;
+}
+
 template <int B>
 __device__ __forceinline__ void gemv_load_unit(std::uint32_t* w, const std::uint8_t* unit, int lane) {
   const uint4 v = ldg_l2<true>(reinterpret_cast<const uint4*>(unit + lane * 16));
@@ -689,22 +706,27 @@ __global__ void __launch_bounds__(WARPS * 32, gemv_warps_per_sm<MAXB, U>() ? gem
 //     fp32 workspace by the last of them (arrival counter per row tile);
 //   * whole tiles (p.sk_whole = 1): every block gets R/nb whole row tiles, so nothing is combined
 //     across blocks (no workspace, no end-of-kernel round trips through L2) at the price of +-1
-//     tile per block; large blocks (up to 32 warps) keep that imbalance small per SM.
+//     tile per block. Which blocks take the extra tile (the first ones, or spread over the grid)
+//     changes how evenly the SMs are loaded, and which is better depends on the shape.
+// The block and warp runs come from quotients and remainders the host computes (Params::sk_q...),
+// so no integer division delays the first loads.
 // A warp keeps NB register batches of U units: while one is multiplied, the next NB - 1 are in
 // flight (NB = 2, 3 or 4; 3 and 4 with one unit per batch). It sums a row tile's units in
-// registers and adds them into the block's shared row accumulators when the tile ends. With
-// whole tiles, a per-tile unit counter tells the warp that completes a tile to write its 16
-// outputs at once (no final barrier, no burst of stores at the end); with balanced runs the block
-// writes its tiles after a barrier and combines the shared ones.
+// registers; with whole tiles it stores them in its own shared slot for the tile, and the block
+// sums the slots after one barrier at the end (no atomics or fences in the loop, and the same
+// summation order on every call); with balanced runs it adds them into the tile's shared sums
+// and the block writes its tiles after a barrier and combines the shared ones.
 // x, two ways: the block copies x of all K into shared memory before any multiply (one barrier
 // that waits for the copy), or (XW) each warp loads the 256 B of x a unit needs together with the
 // unit's weights and stages them in its own slot before the multiply: nothing waits for a
-// block-wide copy, and the first multiplies start as soon as their own data is in. Weights are
+// block-wide copy, and the first multiplies start as soon as their own data is in. With XW the
+// scale pairs of the warp's run are copied into shared memory once at the start. Weights are
 // loaded L2-evict-first: they are read once per call and should not push x (or the next layer's
 // activations) out of L2.
-// Shared memory: [x of all K (G * 256 B), unless XW] 16 zero bytes, per row tile 16 float sums
-// and a unit counter (p.sk_tiles * 68 B), for mixed widths the metadata words of each warp's run
-// (p.sk_units per warp), and with XW each warp's NB * U x slots of 256 B.
+// Shared memory: [x of all K (G * 256 B), unless XW] 16 zero bytes, 16 float row sums per row
+// tile (times the warps with whole tiles), for mixed widths the metadata words of each warp's run
+// (p.sk_units per warp), and with XW each warp's NB * U x slots of 256 B and the scales of its run
+// (p.sk_sunits * 32 B).
 // The warp count is the block size (blockDim.x / 32); the launch bound caps registers at what the
 // per-SM warp target of the width and batch allows (16 warps with NB > 2).
 
@@ -719,14 +741,30 @@ __device__ __forceinline__ void for_each_index(F&& f) {
   for_each_index_impl(f, std::make_integer_sequence<int, N>{});
 }
 
-// Bytes before the XW x slots: zeros, row sums and counters, metadata (16-byte aligned).
-__host__ __device__ constexpr int sk_head_bytes(int tiles, int units_per_warp, int warps) {
-  return (16 + tiles * 68 + warps * units_per_warp * 4 + 15) / 16 * 16;
+// Bytes before the XW x slots: zeros, row sums (slots per tile), metadata (16-byte aligned).
+__host__ __device__ constexpr int sk_head_bytes(int tiles, int units_per_warp, int warps, int slots) {
+  return (16 + tiles * 64 * slots + warps * units_per_warp * 4 + 15) / 16 * 16;
 }
 
-// Block owning unit t of T when T units are cut into nb runs.
-__device__ __forceinline__ int sk_block_of(long long t, long long T, long long nb) {
-  return static_cast<int>(((t + 1) * nb - 1) / T);
+// Block owning unit t: block b holds items [b * q + min(b, r), ...) of sk_item units each, the
+// first r blocks one item more (the partition of launch_gemv_sk).
+__device__ __forceinline__ int sk_block_of(int t, const Params& p) {
+  const int item = t / p.sk_item;
+  if (p.sk_spread) {  // the last block b with floor(b * items / nb) <= item
+    const long long items = static_cast<long long>(p.sk_q) * gridDim.x + p.sk_r;
+    return static_cast<int>(((item + 1ll) * gridDim.x - 1) / items);
+  }
+  const int q = p.sk_q, r = p.sk_r, big = r * (q + 1);
+  return item < big ? item / (q + 1) : r + (item - big) / q;
+}
+
+// n = q * G + m with 0 <= m < G, from a float estimate of n / G corrected to the exact quotient:
+// a few instructions where the integer division is a long dependent chain.
+__device__ __forceinline__ void divmod_groups(int n, int G, float inv_g, int& q, int& m) {
+  q = __float2int_rz(__int2float_rn(n) * inv_g);
+  m = n - q * G;
+  while (m < 0) { --q; m += G; }
+  while (m >= G) { ++q; m -= G; }
 }
 
 // Threads per SM the stream-K kernel is built for (its register cap): the GEMV's warp target,
@@ -744,22 +782,50 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   __shared__ int s_last[2];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
   const int G = p.groups;
-  // Unit indices fit in 32 bits (checked on the host); the products below do not.
-  const long long T = static_cast<long long>(p.row_tiles) * G;
-  const int c0 = p.sk_whole ? static_cast<int>(static_cast<long long>(blockIdx.x) * p.row_tiles / gridDim.x) * G
-                            : static_cast<int>(blockIdx.x * T / gridDim.x);
-  const int c1 = p.sk_whole ? static_cast<int>(static_cast<long long>(blockIdx.x + 1) * p.row_tiles / gridDim.x) * G
-                            : static_cast<int>((blockIdx.x + 1) * T / gridDim.x);
-  const int t0 = c0 + warp * (c1 - c0) / WARPS, nu = c0 + (warp + 1) * (c1 - c0) / WARPS - t0;
-  const int rt_base = c0 / G;
+  // The block's run [c0, c1) and the warp's [t0, t0 + nu) from the host's quotients and remainders
+  // (sk_partition): no integer division sits between the kernel's start and its first loads. Unit
+  // indices fit in 32 bits (checked on the host).
+  const int blk = blockIdx.x;
+  int i0, big;  // first item (row tile or unit) of the block; whether it holds sk_q + 1 items
+  if (p.sk_spread) {  // block b starts at item floor(b * items / nb)
+    int i1, rem;
+    divmod_groups(blk * p.sk_r, gridDim.x, p.sk_inv_nb, i0, rem);
+    divmod_groups((blk + 1) * p.sk_r, gridDim.x, p.sk_inv_nb, i1, rem);
+    big = i1 - i0;
+    i0 += blk * p.sk_q;
+  } else {  // the first sk_r blocks hold one item more
+    big = blk < p.sk_r;
+    i0 = blk * p.sk_q + min(blk, p.sk_r);
+  }
+  const int c0 = i0 * p.sk_item;
+  const int c1 = c0 + (p.sk_q + big) * p.sk_item;
+  const int uq = p.sk_uq[big], ur = p.sk_ur[big];
+  const int lw = warp * uq + min(warp, ur), nu = uq + (warp < ur);
+  const int t0 = c0 + lw;
+  int rt_base, tile0, g0;  // first row tile of the block; the warp's first unit as (tile - rt_base, group)
+  if (p.sk_item == G) {  // whole tiles
+    rt_base = i0;
+    divmod_groups(lw, G, p.sk_inv_g, tile0, g0);
+  } else {
+    int gb;
+    divmod_groups(c0, G, p.sk_inv_g, rt_base, gb);
+    divmod_groups(gb + lw, G, p.sk_inv_g, tile0, g0);
+  }
   std::uint32_t* xs = reinterpret_cast<std::uint32_t*>(smem);  // G * 64 fp16 pairs
   std::uint32_t* zs = xs + (XW ? 0 : static_cast<std::size_t>(G) * 64);    // 16 zero bytes
-  float* racc = reinterpret_cast<float*>(zs + 4);               // p.sk_tiles * 16 row sums
-  int* tcnt = reinterpret_cast<int*>(racc + p.sk_tiles * 16);    // units of each tile summed so far
-  std::uint32_t* ms = reinterpret_cast<std::uint32_t*>(tcnt + p.sk_tiles) + warp * p.sk_units;
+  // row sums: with whole tiles one slot per warp and tile (summed after the loop), otherwise one
+  // per tile that the warps add into
+  const int slots = p.sk_whole ? WARPS : 1;
+  float* racc = reinterpret_cast<float*>(zs + 4);               // slots * p.sk_tiles * 16 row sums
+  std::uint32_t* ms = reinterpret_cast<std::uint32_t*>(racc + slots * p.sk_tiles * 16) + warp * p.sk_units;
   // XW: each warp stages the x group of each unit it multiplies (NB * U slots of 256 B)
   const std::uint32_t xw_base =
-      smem_u32(smem) + sk_head_bytes(p.sk_tiles, p.sk_units, WARPS) + warp * (NB * U * 256);
+      smem_u32(smem) + sk_head_bytes(p.sk_tiles, p.sk_units, WARPS, slots) + warp * (NB * U * 256);
+  // XW: the scale pairs of the warp's run (32 B a unit) are copied into shared memory at the start
+  // (one stream of 16-byte copies instead of a 32-byte load per unit)
+  constexpr bool SS = XW;
+  const std::uint32_t ss_base = smem_u32(smem) + sk_head_bytes(p.sk_tiles, p.sk_units, WARPS, slots) +
+                                WARPS * (NB * U * 256) + warp * p.sk_sunits * 32;
 
   grid_dep_launch_dependents();
   if constexpr (!UNI) {
@@ -769,12 +835,12 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   // NB register batches of U units: while batch s is multiplied, the next NB - 1 are in flight.
   std::uint32_t w[NB][U][MAXW], sc[NB][U], mb[NB][U];
   uint2 xv[NB][U];
-  int lg = t0 % G;  // XW: group of the next unit whose x is loaded
+  int lg = g0;  // XW: group of the next unit whose x is loaded
   auto load_x = [&](uint2 (&xv)[U], int j0) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
       if (j0 + u < nu) {
-        xv[u] = __ldg(reinterpret_cast<const uint2*>(p.x + static_cast<std::size_t>(lg) * kGroupSize) + lane);
+        xv[u] = ld_after_wait(reinterpret_cast<const uint2*>(p.x + static_cast<std::size_t>(lg) * kGroupSize) + lane);
         if (++lg == G) lg = 0;
       }
   };
@@ -785,7 +851,7 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     for (int u = 0; u < U; ++u) {
       const int j = j0 + u;
       if (j < nu) {
-        sc[u] = __ldg(scales + static_cast<std::size_t>(j) * 8);
+        if constexpr (!SS) sc[u] = __ldg(scales + static_cast<std::size_t>(j) * 8);
         if constexpr (UNI) {
           gemv_load_unit<MAXB>(w[u], units + static_cast<std::size_t>(j) * frag::aligned_unit_bytes(MAXB), lane);
         } else {
@@ -798,6 +864,11 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   // the first NB - 1 batches go out before the loop (the loop refills each after its multiply);
   // batch 0 before anything else, batches 1 .. NB - 2 by load_ahead
   load(w[0], sc[0], mb[0], 0);
+  if constexpr (SS) {
+    const std::uint8_t* src = reinterpret_cast<const std::uint8_t*>(p.scales + static_cast<std::size_t>(t0) * 8);
+    for (int c = lane; c < nu * 2; c += 32) cp16(ss_base + c * 16, src + c * 16);
+    cp_commit();
+  }
   auto load_ahead = [&]() {
     for_each_index<NB - 1>([&](auto bi) {
       constexpr int b = decltype(bi)::value;
@@ -814,43 +885,41 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
       load_x(xv[b], b * U);
     });
     if (tid < 4) zs[tid] = 0u;
-    for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
+    for (int i = tid; i < p.sk_tiles * 16 * slots; i += THREADS) racc[i] = 0.f;
     __syncthreads();
+    if constexpr (SS) {  // the warp's own scales: wait for them only before its first multiply
+      cp_wait<0>();
+      __syncwarp();
+    }
   } else {
     grid_dep_wait();
     const uint4* xg = reinterpret_cast<const uint4*>(p.x);
     for (int c = tid; c < G * 16; c += THREADS) reinterpret_cast<uint4*>(xs)[c] = ldg_l2<false>(xg + c);
     if (tid < 4) zs[tid] = 0u;
-    for (int i = tid; i < p.sk_tiles * 17; i += THREADS) racc[i] = 0.f;  // sums and counters
+    for (int i = tid; i < p.sk_tiles * 16 * slots; i += THREADS) racc[i] = 0.f;
     __syncthreads();
     load_ahead();
   }
 
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  int g = t0 % G, tile = t0 / G - rt_base, nacc = 0;
-  // Adds the warp's sums of `tile` (nacc units) into the block's row accumulators. With whole
-  // tiles, the warp that completes a tile's G units writes its 16 outputs at once, so the block
-  // neither waits at a final barrier nor issues all its stores at the end.
+  int g = g0, tile = tile0;
+  // Hands the warp's sums of `tile` to the block: with whole tiles into the warp's own slot (plain
+  // stores; the block sums the slots after the loop, in a fixed order, so results do not depend on
+  // timing), otherwise added into the tile's shared row sums.
   auto flush = [&]() {
+    if (p.sk_whole) {  // the warp's own slot: each tile of its contiguous run once
+      if (tig == 0) {
+        racc[(warp * p.sk_tiles + tile) * 16 + gid] = acc[0];
+        racc[(warp * p.sk_tiles + tile) * 16 + gid + 8] = acc[2];
+      }
+      acc[0] = acc[2] = 0.f;
+      return;
+    }
     if (tig == 0) {
       atomicAdd(racc + tile * 16 + gid, acc[0]);
       atomicAdd(racc + tile * 16 + gid + 8, acc[2]);
     }
-    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
-    if (p.sk_whole) {
-      __syncwarp();
-      int done = 0;
-      if (lane == 0) {
-        __threadfence_block();
-        done = atomicAdd(tcnt + tile, nacc) + nacc == G;
-      }
-      if (__shfl_sync(0xFFFFFFFFu, done, 0)) {
-        __threadfence_block();
-        if (lane < 16)
-          p.y[static_cast<std::size_t>(rt_base + tile) * kTileRows + lane] = __float2half_rn(racc[tile * 16 + lane]);
-      }
-    }
-    nacc = 0;
+    acc[0] = acc[2] = 0.f;
   };
   const std::uint32_t xbase = smem_u32(xs), zero = smem_u32(zs);
   auto compute = [&](const std::uint32_t (&wb)[U][MAXW], const std::uint32_t (&scb)[U], const std::uint32_t (&mbb)[U],
@@ -865,9 +934,11 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
                        : "memory");
           __syncwarp();
         }
-        if constexpr (UNI) gemv_unit<MAXB>(acc, wb[u], scb[u], xrow, zero, lane);
-        else gemv_any<MAXB>(acc, wb[u], mbb[u], scb[u], xrow, zero, lane);
-        ++nacc;
+        std::uint32_t s = scb[u];
+        if constexpr (SS)
+          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(s) : "r"(ss_base + (j0 + u) * 32 + gid * 4) : "memory");
+        if constexpr (UNI) gemv_unit<MAXB>(acc, wb[u], s, xrow, zero, lane);
+        else gemv_any<MAXB>(acc, wb[u], mbb[u], s, xrow, zero, lane);
         if (++g == G) {  // the row tile is complete: hand its sums to the block
           flush();
           g = 0;
@@ -886,6 +957,16 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
       compute(w[b], sc[b], mb[b], xv[b], b, j0 + b * U);
     });
   if (g != 0 && nu > 0) flush();  // the run ended inside a row tile
+  if (p.sk_whole) {  // the block's tiles: the warps' slots summed in a fixed order
+    __syncthreads();
+    const int ntiles = p.sk_q + big;
+    for (int i = tid; i < ntiles * 16; i += THREADS) {
+      float v = 0.f;
+      for (int w2 = 0; w2 < WARPS; ++w2) v += racc[(w2 * p.sk_tiles + i / 16) * 16 + i % 16];
+      p.y[static_cast<std::size_t>(rt_base) * kTileRows + i] = __float2half_rn(v);
+    }
+    return;
+  }
   if (p.sk_whole) return;        // every tile was written by the warp that completed it
   __syncthreads();
 
@@ -907,9 +988,7 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     const int rt = tid == 0 ? rt_base : rt_end;
     int last = 0;
     if (tid == 0 ? first_shared : last_shared) {
-      const long long a = static_cast<long long>(rt) * G, b = a + G - 1;
-      const unsigned contributors =
-          static_cast<unsigned>(sk_block_of(b, T, gridDim.x) - sk_block_of(a, T, gridDim.x) + 1);
+      const unsigned contributors = static_cast<unsigned>(sk_block_of(rt * G + G - 1, p) - sk_block_of(rt * G, p) + 1);
       last = atomicAdd(p.counters + rt, 1u) == contributors - 1;
     }
     s_last[tid] = last;
@@ -983,8 +1062,8 @@ int gemv_sk_max_warps(int max_bits, int units, int stages) {
 std::size_t gemv_shared_bytes(int ng, int warps) {
   return static_cast<std::size_t>(ng) * 256 + 16 + static_cast<std::size_t>(warps) * ng * 4;
 }
-std::size_t gemv_sk_shared_bytes(int G, int tiles, int units_per_warp, int warps) {
-  return static_cast<std::size_t>(G) * 256 + 16 + static_cast<std::size_t>(tiles) * 17 * 4 +
+std::size_t gemv_sk_shared_bytes(int G, int tiles, int units_per_warp, int warps, int slots) {
+  return static_cast<std::size_t>(G) * 256 + 16 + static_cast<std::size_t>(tiles) * 16 * slots * 4 +
          static_cast<std::size_t>(warps) * units_per_warp * 4;
 }
 
@@ -1252,15 +1331,17 @@ cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, c
   p.splits = 1;
   p.uniform_bits = w.uniform_bits;
   p.sk_whole = cfg.whole_tiles ? 1 : 0;
+  const int slots = cfg.whole_tiles ? warps : 1;  // row sums per tile (see gemv_sk_kernel)
   const auto sizes = [&](int blocks) {  // shared row tiles and metadata slots for a grid
     const long long per_block =
         cfg.whole_tiles ? (row_tiles + blocks - 1) / blocks * G : (T + blocks - 1) / blocks;
     p.sk_tiles = static_cast<int>((per_block + G - 1) / G + (cfg.whole_tiles ? 0 : 1));
     p.sk_units = uniform ? 0 : static_cast<int>((per_block + warps - 1) / warps);
+    p.sk_sunits = cfg.warp_x ? static_cast<int>((per_block + warps - 1) / warps) : 0;
     if (cfg.warp_x)
-      return static_cast<std::size_t>(sk_head_bytes(p.sk_tiles, p.sk_units, warps)) +
-             static_cast<std::size_t>(warps) * stages * cfg.gemv * 256;
-    return gemv_sk_shared_bytes(G, p.sk_tiles, p.sk_units, warps);
+      return static_cast<std::size_t>(sk_head_bytes(p.sk_tiles, p.sk_units, warps, slots)) +
+             static_cast<std::size_t>(warps) * (stages * cfg.gemv * 256 + p.sk_sunits * 32);
+    return gemv_sk_shared_bytes(G, p.sk_tiles, p.sk_units, warps, slots);
   };
   // at least a warp's share of units (or a row tile) per block
   const int most = static_cast<int>(cfg.whole_tiles ? row_tiles : std::min<long long>((T + warps - 1) / warps, 1 << 30));
@@ -1276,6 +1357,19 @@ cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, c
     return cudaErrorInvalidValue;
   const std::size_t smem = sizes(blocks);
   if (smem > static_cast<std::size_t>(info.smem_optin - 64)) return cudaErrorInvalidConfiguration;
+  // the partition (Params::sk_q ...): items per block, then units per warp for both block sizes
+  const int items = cfg.whole_tiles ? row_tiles : static_cast<int>(T);
+  p.sk_item = cfg.whole_tiles ? G : 1;
+  p.sk_q = items / blocks;
+  p.sk_r = items % blocks;
+  for (int big = 0; big < 2; ++big) {
+    const int units = (p.sk_q + big) * p.sk_item;
+    p.sk_uq[big] = units / warps;
+    p.sk_ur[big] = units % warps;
+  }
+  p.sk_inv_g = 1.0f / static_cast<float>(G);
+  p.sk_inv_nb = 1.0f / static_cast<float>(blocks);
+  p.sk_spread = cfg.spread_runs ? 1 : 0;
   LaunchConfig lcfg = cfg;
   lcfg.warps = warps;
   lcfg.splits = 1;

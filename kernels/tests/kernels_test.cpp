@@ -115,7 +115,10 @@ void run_case(const std::string& name, int n, int k, Layout layout,
                                   // ... each warp staging the x of its own units
                                   {16, 1, false, 1, true, true, 0, 2, true}, {8, 1, true, 2, true, false, 0, 2, true},
                                   {12, 1, true, 1, true, true, 3, 3, true}, {4, 1, false, 4, true, false, 5, 2, true},
-                                  {32, 1, false, 1, true, false, 0, 4, true}};
+                                  {32, 1, false, 1, true, false, 0, 4, true},
+                                  // ... the longer block runs spread over the grid
+                                  {8, 1, false, 1, true, true, 0, 4, true, true}, {4, 1, false, 1, true, true, 3, 3, true, true},
+                                  {8, 1, true, 1, true, false, 5, 4, true, true}, {2, 1, false, 2, true, false, 0, 2, false, true}};
   for (int m : ms) {
     std::vector<int> rows;
     for (int i = 0; i < m; ++i) rows.push_back(i);
@@ -133,9 +136,9 @@ void run_case(const std::string& name, int n, int k, Layout layout,
         if (!(rel < 2e-3)) {
           ++failures;
           std::printf("FAIL %-30s n=%d k=%d m=%d warps=%d splits=%d pdl=%d gemv=%d sk=%d whole=%d blocks=%d "
-                      "stages=%d xw=%d rep=%d: rel. error %.3g\n", name.c_str(), n, k, m, cfg.warps, cfg.splits,
+                      "stages=%d xw=%d spread=%d rep=%d: rel. error %.3g\n", name.c_str(), n, k, m, cfg.warps, cfg.splits,
                       cfg.pdl ? 1 : 0, cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0, cfg.blocks, cfg.stages,
-                      cfg.warp_x ? 1 : 0, rep, rel);
+                      cfg.warp_x ? 1 : 0, cfg.spread_runs ? 1 : 0, rep, rel);
         } else if (cfg.warps == 0 && rep == 0) {
           std::printf("  ok %-30s n=%-5d k=%-5d m=%-3d rel. error %.2e\n", name.c_str(), n, k, m, rel);
         }
@@ -143,6 +146,51 @@ void run_case(const std::string& name, int n, int k, Layout layout,
   }
   cudaFree(dx);
   cudaFree(dy);
+}
+
+// Programmatic dependent launch where each GEMV reads the previous one's output: y1 = W x,
+// y2 = W y1, y3 = W y2 launched back to back on one stream (n = k), against the CPU reference
+// chained the same way (each y rounded to fp16). A kernel that read x before waiting for the
+// previous kernel would read the NaN poison of y1 / y2.
+void run_pdl_chain(const std::string& name, int n, const std::vector<BitBlock>& blocks) {
+  const std::vector<float> w = random_weights(n, n, 91 + n);
+  const PackedWeights p = pack_weights(w.data(), n, n, blocks, Layout::kAligned);
+  GpuWeights g(p);
+  Workspace ws = make_workspace(n);
+  std::vector<std::uint16_t> x = random_x(1, n, 17 + n);
+  const std::vector<int> row0 = {0};
+  std::vector<double> ref;
+  std::vector<std::uint16_t> xr = x;
+  for (int step = 0; step < 3; ++step) {
+    reference_gemm(p, xr.data(), row0, ref);
+    for (int i = 0; i < n; ++i) xr[i] = float_to_half(static_cast<float>(ref[i]));
+  }
+  __half* buf[4];
+  for (auto& b : buf) CUDA_OK(cudaMalloc(&b, static_cast<std::size_t>(n) * 2));
+  CUDA_OK(cudaMemcpy(buf[0], x.data(), static_cast<std::size_t>(n) * 2, cudaMemcpyHostToDevice));
+  const LaunchConfig configs[] = {{0, 0, true},
+                                  {8, 1, true, 1, true, true, 0, 4, true},
+                                  {4, 1, true, 1, true, false, 0, 3, true, true},
+                                  {8, 1, true, 2, true, true},
+                                  {4, 2, true, 2}};
+  std::vector<std::uint16_t> y(n);
+  for (const LaunchConfig& cfg : configs) {
+    for (int i = 1; i < 4; ++i) CUDA_OK(cudaMemset(buf[i], 0xFF, static_cast<std::size_t>(n) * 2));
+    CUDA_OK(cudaDeviceSynchronize());
+    for (int i = 0; i < 3; ++i) CUDA_OK(mixed_gemm(g.view(), buf[i], buf[i + 1], 1, ws, cfg));
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaMemcpy(y.data(), buf[3], static_cast<std::size_t>(n) * 2, cudaMemcpyDeviceToHost));
+    const double rel = relative_error(y.data(), n, row0, ref);
+    ++checks;
+    if (!(rel < 2e-3)) {
+      ++failures;
+      std::printf("FAIL %-30s n=k=%d PDL chain warps=%d gemv=%d sk=%d whole=%d stages=%d xw=%d: rel. error %.3g\n",
+                  name.c_str(), n, cfg.warps, cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0, cfg.stages,
+                  cfg.warp_x ? 1 : 0, rel);
+    }
+  }
+  for (auto& b : buf) cudaFree(b);
+  free_workspace(ws);
 }
 
 }  // namespace
@@ -193,6 +241,10 @@ int main(int argc, char** argv) {
   run_case("mixed {2,4} unaligned, M chunks", 256, 512, Layout::kUnaligned,
            run_map(256, 512, {2, 4}, 6), {33, 70, 200}, ws);
   free_workspace(ws);
+  for (int n : {512, 2048}) {
+    run_pdl_chain("uniform 4-bit aligned", n, uniform_blocks(n, n, 4));
+    run_pdl_chain("mixed {2,4,8} aligned", n, tile_map(n, n, 16, 128, {2, 4, 8}, 7));
+  }
   if (failures) {
     std::printf("kernels_test: %d of %d checks failed\n", failures, checks);
     return 1;
