@@ -215,9 +215,8 @@ struct Timing {
 
 // Events around timed work, with the stream held (StreamHold) while the host enqueues the start
 // event, the work and the stop event: the device then runs them back to back, and the interval is
-// device time only. Without the hold (--no-hold) it also includes the host's enqueue latency (a few
-// microseconds per cudaGraphLaunch), which, divided by the launches of a replay, added up to a few
-// percent to the per-call time of the small shapes.
+// device time only. Without the hold (--no-hold) the interval also includes the host's enqueue
+// latency (microseconds per cudaGraphLaunch or cudaMemcpyAsync), which is not the device's work.
 template <class Work>
 double time_events(cudaStream_t s, cudaEvent_t a, cudaEvent_t b, Work&& work) {
   static StreamHold hold;

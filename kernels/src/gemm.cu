@@ -746,8 +746,9 @@ __host__ __device__ constexpr int sk_head_bytes(int tiles, int units_per_warp, i
   return (16 + tiles * 64 * slots + warps * units_per_warp * 4 + 15) / 16 * 16;
 }
 
-// Block owning unit t: block b holds items [b * q + min(b, r), ...) of sk_item units each, the
-// first r blocks one item more (the partition of launch_gemv_sk).
+// Block owning unit t under the partition of launch_gemv_sk (Params::sk_q ...): block b holds the
+// items from b * q + min(b, r) (the first r blocks one item more) or, with sk_spread, from
+// floor(b * items / blocks).
 __device__ __forceinline__ int sk_block_of(int t, const Params& p) {
   const int item = t / p.sk_item;
   if (p.sk_spread) {  // the last block b with floor(b * items / nb) <= item
@@ -783,8 +784,8 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gid = lane / 4, tig = lane % 4;
   const int G = p.groups;
   // The block's run [c0, c1) and the warp's [t0, t0 + nu) from the host's quotients and remainders
-  // (sk_partition): no integer division sits between the kernel's start and its first loads. Unit
-  // indices fit in 32 bits (checked on the host).
+  // (Params::sk_q ...): no integer division sits between the kernel's start and its first loads.
+  // Unit indices, and blocks * sk_r with sk_spread, fit in 32 bits (checked on the host).
   const int blk = blockIdx.x;
   int i0, big;  // first item (row tile or unit) of the block; whether it holds sk_q + 1 items
   if (p.sk_spread) {  // block b starts at item floor(b * items / nb)
@@ -967,7 +968,6 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
     }
     return;
   }
-  if (p.sk_whole) return;        // every tile was written by the warp that completed it
   __syncthreads();
 
   // Row tiles [rt_base, rt_end] of this block; only the first and the last can be shared.
@@ -1369,7 +1369,8 @@ cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, c
   }
   p.sk_inv_g = 1.0f / static_cast<float>(G);
   p.sk_inv_nb = 1.0f / static_cast<float>(blocks);
-  p.sk_spread = cfg.spread_runs ? 1 : 0;
+  // spread runs compute b * sk_r in 32 bits: only where that cannot overflow (it is a speed choice)
+  p.sk_spread = cfg.spread_runs && static_cast<long long>(blocks) * p.sk_r < (1ll << 31) ? 1 : 0;
   LaunchConfig lcfg = cfg;
   lcfg.warps = warps;
   lcfg.splits = 1;

@@ -82,7 +82,9 @@ struct LaunchConfig {
                           // stages it in its own shared slots (no block-wide x copy and barrier)
   bool spread_runs = false;  // stream_k: when the blocks' runs differ by a row tile (or a unit),
                              // the longer ones are spread over the grid instead of being the first
-                             // blocks (which of the two balances the SMs better depends on the shape)
+                             // blocks (which of the two balances the SMs better depends on the
+                             // shape; ignored for grids so large that blocks * remainder needs
+                             // more than 32 bits)
 };
 // The heuristic used when a field of LaunchConfig is 0 (from occupancy and the SM count). With
 // LaunchConfig{} (warps, splits and gemv all 0) an aligned M = 1 call runs the stream-K GEMV
