@@ -468,6 +468,8 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
         row.stages = best.stages ? best.stages : 2;
         row.warp_x = row.sk && best.warp_x;
         row.spread = row.sk && best.spread_runs;
+        // the traffic of the timed path: a GEMV on a uniform matrix does not read the metadata
+        row.bytes = static_cast<double>(bytes_read(copies[0].view(), m, best)) + 2.0 * m * k + 2.0 * m * n;
         if (best_gemv_t[4] < 1e30)
           std::printf("  (tuning %s M=1: best mma %.2f us, gemv1/2/4 %.2f %.2f %.2f us, sk1/2/4 %.2f %.2f %.2f us, "
                       "skt1/2/4 %.2f %.2f %.2f us)\n",
@@ -591,6 +593,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
 struct E2E {
   std::string variant;
   double us = 0, speedup = 1, weight_bytes = 0, avg_bits = 16;
+  double read_bytes = 0;    // weight bytes the step's GEMVs read (bytes_read; the footprint for cuBLAS)
   double predicted_us = 0;  // hawq_v3: the allocator's latency estimate from the table
 };
 
@@ -701,6 +704,7 @@ std::vector<E2E> bench_e2e(Context& c) {
           cfgs.push_back(it != g_tuned.end() ? it->second : LaunchConfig{});
           cfgs.back().pdl = pdl;
         }
+      for (std::size_t i = 0; i < cfgs.size(); ++i) e.read_bytes += static_cast<double>(bytes_read(packed[i].view(), 1, cfgs[i]));
       enqueue = [&, cfgs](cudaStream_t s) {
         for (std::size_t i = 0; i < cfgs.size(); ++i)
           CUDA_OK(mixed_gemm(packed[i].view(), c.x, c.y, 1, c.ws, cfgs[i], s));
@@ -712,10 +716,11 @@ std::vector<E2E> bench_e2e(Context& c) {
     e.us = t.median_us;
     if (name == "cublas_fp16") fp16_us = e.us;
     e.speedup = fp16_us > 0 ? fp16_us / e.us : 1.0;
+    if (name == "cublas_fp16") e.read_bytes = e.weight_bytes;
     std::printf("  %-16s %9.1f us per decode step  x%5.2f vs cuBLAS fp16  weights %.2f GB  avg bits %.2f  "
                 "%.0f GB/s",
                 vname, e.us, e.speedup, e.weight_bytes / 1e9, e.avg_bits,
-                e.weight_bytes / (e.us * 1e-6) / 1e9);
+                e.read_bytes / (e.us * 1e-6) / 1e9);
     if (e.predicted_us > 0) std::printf("  (allocator's estimate %.1f us)", e.predicted_us);
     if (untuned) std::printf("  [%d of %d GEMVs with the default configuration: width not tuned in this run]", untuned, L * 7);
     std::printf("\n");
@@ -795,9 +800,9 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
     std::fprintf(f, "  ],\n  \"e2e_llama7b_decode\": [\n");
     for (std::size_t i = 0; i < e2e.size(); ++i)
       std::fprintf(f, "    {\"variant\": \"%s\", \"us\": %.2f, \"speedup_vs_cublas\": %.4f, \"weight_bytes\": %.0f, "
-                      "\"avg_bits\": %.3f, \"predicted_us\": %.2f}%s\n",
-                   e2e[i].variant.c_str(), e2e[i].us, e2e[i].speedup, e2e[i].weight_bytes, e2e[i].avg_bits,
-                   e2e[i].predicted_us, i + 1 < e2e.size() ? "," : "");
+                      "\"read_bytes\": %.0f, \"avg_bits\": %.3f, \"predicted_us\": %.2f}%s\n",
+                   e2e[i].variant.c_str(), e2e[i].us, e2e[i].speedup, e2e[i].weight_bytes, e2e[i].read_bytes,
+                   e2e[i].avg_bits, e2e[i].predicted_us, i + 1 < e2e.size() ? "," : "");
     std::fprintf(f, "  ]\n}\n");
     std::fclose(f);
   }

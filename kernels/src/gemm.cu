@@ -1377,6 +1377,17 @@ cudaError_t launch_gemv_sk(const DeviceWeights& w, const __half* x, __half* y, c
   return launch(fn, p, blocks, lcfg, smem, stream);
 }
 
+std::size_t bytes_read(const DeviceWeights& w, int m, const LaunchConfig& cfg) {
+  // the M = 1 GEMV paths of mixed_gemm: the default configuration, or any with gemv set
+  const bool gemv = m == 1 && w.layout == Layout::kAligned &&
+                    ((cfg.warps == 0 && cfg.splits == 0 && cfg.gemv == 0) || cfg.gemv != 0);
+  const bool uniform = w.uniform_bits != 0 && w.uniform_bits == w.max_bits;
+  const std::size_t meta = w.layout == Layout::kAligned
+                               ? static_cast<std::size_t>(w.n / kTileRows) * (w.k / kGroupSize) * 4
+                               : static_cast<std::size_t>(w.n) * (w.k / kGroupSize) * 4;
+  return gemv && uniform ? w.bytes - meta : w.bytes;
+}
+
 cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m,
                        const Workspace& ws, LaunchConfig cfg, cudaStream_t stream) {
   if (m <= 0 || w.n <= 0 || w.n % kTileRows || w.k <= 0 || w.k % kGroupSize || !w.data || !x || !y)

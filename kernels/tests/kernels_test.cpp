@@ -193,6 +193,33 @@ void run_pdl_chain(const std::string& name, int n, const std::vector<BitBlock>& 
   free_workspace(ws);
 }
 
+// bytes_read: the M = 1 GEMV on a uniform matrix skips the metadata; every other call reads it.
+void check_bytes_read() {
+  const int n = 208, k = 640;
+  const std::vector<float> w = random_weights(n, k, 5);
+  const PackedWeights u = pack_weights(w.data(), n, k, uniform_blocks(n, k, 4), Layout::kAligned);
+  const PackedWeights mx = pack_weights(w.data(), n, k, tile_map(n, k, 16, 128, {2, 4, 8}, 3), Layout::kAligned);
+  GpuWeights gu(u), gm(mx);
+  const std::size_t meta = u.meta.size() * 4;
+  const struct {
+    const char* what;
+    std::size_t got, want;
+  } cases[] = {
+      {"uniform, M = 1, default", bytes_read(gu.view(), 1), u.device_bytes() - meta},
+      {"uniform, M = 1, stream-K GEMV", bytes_read(gu.view(), 1, {8, 1, false, 1, true, true}), u.device_bytes() - meta},
+      {"uniform, M = 1, the GEMM", bytes_read(gu.view(), 1, {4, 2}), u.device_bytes()},
+      {"uniform, M = 16", bytes_read(gu.view(), 16), u.device_bytes()},
+      {"mixed, M = 1, default", bytes_read(gm.view(), 1), mx.device_bytes()},
+  };
+  for (const auto& c : cases) {
+    ++checks;
+    if (c.got != c.want) {
+      ++failures;
+      std::printf("FAIL bytes_read %s: %zu, expected %zu\n", c.what, c.got, c.want);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,6 +237,7 @@ int main(int argc, char** argv) {
     std::printf("SKIP: needs compute capability 8.0 or newer\n");
     return 0;
   }
+  check_bytes_read();
   Workspace ws = make_workspace(4096);
   if (quick) {
     run_case("uniform 3-bit aligned", 208, 640, Layout::kAligned, uniform_blocks(208, 640, 3), {1, 16}, ws);

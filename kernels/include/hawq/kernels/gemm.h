@@ -96,6 +96,12 @@ std::size_t shared_bytes(const DeviceWeights& w, int m, int warps);
 // The most dynamic shared memory a launch may use on the current device.
 std::size_t max_shared_bytes();
 
+// Bytes of the weights one mixed_gemm call with this M and configuration reads: data and scales,
+// and the metadata unless the call runs an M = 1 GEMV on a matrix of one width in unit order
+// (DeviceWeights::uniform_bits), which computes unit offsets instead of reading them. For
+// bandwidth figures: w.bytes is the footprint, this is the traffic.
+std::size_t bytes_read(const DeviceWeights& w, int m, const LaunchConfig& cfg = {});
+
 // Launches the GEMM on `stream` (graph capture is fine). Returns cudaErrorInvalidValue for bad
 // arguments (shapes, alignment, workspace too small) and the launch error otherwise.
 cudaError_t mixed_gemm(const DeviceWeights& w, const __half* x, __half* y, int m,
