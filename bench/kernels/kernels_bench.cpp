@@ -2,17 +2,19 @@
 //
 //   kernels_bench --out DIR [--reps 50] [--quick] [--no-e2e] [--allocation FILE] [--shapes NxK,...]
 //                 [--variants u4,...] [--ms 1,...] [--verbose-tuning] [--read-patterns] [--no-hold]
+//                 [--calls N]
 //
 // For every shape (N x K) and M in {1, 16, 128}: cuBLAS fp16 (cublasGemmEx, fp32 accumulate) and
 // the packed variants (uniform 2/3/4/8-bit aligned, uniform 4-bit unaligned, mixed {2,4,8} on
 // 128x128 tiles (aligned) and the same width mix on row runs of 1..40 rows (unaligned)).
 // Every variant is first checked against the CPU reference on random data (never zero); a failed
 // check is reported and makes the exit code 1. Launch configurations (warps per block, K splits)
-// are tuned per point. Times: CUDA events around CUDA-graph replays of R launches, one per copy of
-// the weights (copies together > 256 MB, so L2 (50 MB) never holds them), warm-up, median of
-// --reps replays divided by R; the stream is held by a spinning kernel while the host enqueues each
-// timed replay, so host launch latency is not timed (--no-hold: the earlier method, without the
-// hold). The device-to-device copy bandwidth (read + write) is measured in
+// are tuned per point. Times: CUDA events around CUDA-graph replays of max(R, --calls) launches
+// (default 64) cycling over R copies of the weights (copies together > 256 MB, so L2 (50 MB) never
+// holds them), warm-up, median of --reps replays divided by the launches; the stream is held by a
+// spinning kernel while the host enqueues each timed replay, so host launch latency is not timed
+// (--no-hold: without the hold; --calls 0: one launch per copy; both together: the method of runs
+// up to h100_2026-11-26c). The device-to-device copy bandwidth (read + write) is measured in
 // the same run. Writes DIR/kernels.csv, DIR/kernels.json and DIR/latency.yaml (the latency table
 // the `hardware` allocator reads: a YAML list of {n, k, m, bits, layout, us}).
 // An end-to-end LLaMA-7B decode step (32 layers of q,k,v,o 4096x4096, gate/up 11008x4096,
@@ -187,6 +189,11 @@ bool g_verbose_tuning = false;  // --verbose-tuning: print every M = 1 candidate
 bool g_read_patterns = false;   // --read-patterns: time plain reads in the GEMV's access pattern
 bool g_hold = true;             // --no-hold: time without holding the stream (see time_events)
 int g_hold_timeouts = 0;        // holds that ended by their timeout instead of release (reported)
+// --calls N: launches per timed graph, at least one per copy of the weights (cycling the copies).
+// Each replay pays the graph's start once (about 3 us on an H100); spread over 64 calls it is
+// 0.05 us a call at every shape, where one launch per copy spread it over 3 to 64 calls depending
+// on the matrix size.
+int g_min_calls = 64;
 
 // Which kernel path a row's timing came from: cublas, mma (the GEMM), gemvU (the M = 1 GEMV over a
 // (row block, K split) grid), skU (the M = 1 GEMV in stream-K form, equal runs) or sktU (stream-K,
@@ -267,9 +274,12 @@ double copy_bandwidth_gbps(cudaStream_t s) {
   CUDA_OK(cudaEventCreate(&e0));
   CUDA_OK(cudaEventCreate(&e1));
   std::vector<double> t;
+  constexpr int kCopies = 4;  // per timed interval, so that its start is a small part of it
   for (int i = 0; i < 23; ++i) {
-    const double ms = time_events(s, e0, e1, [&] { CUDA_OK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s)); });
-    if (i >= 3) t.push_back(ms);
+    const double ms = time_events(s, e0, e1, [&] {
+      for (int j = 0; j < kCopies; ++j) CUDA_OK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s));
+    });
+    if (i >= 3) t.push_back(ms / kCopies);
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
@@ -394,6 +404,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
       for (int i = 1; i < R; ++i) copies.push_back(copies[0].clone());
     }
     const int R = v.bits == 16 ? static_cast<int>(dense.size()) : static_cast<int>(copies.size());
+    const int C = std::max(R, g_min_calls);  // launches per timed graph, cycling the R copies
     const double prep_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     for (int m : ms) {
@@ -443,9 +454,9 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
           const Timing t = time_graph(
               c.stream,
               [&](cudaStream_t s) {
-                for (int i = 0; i < R; ++i) CUDA_OK(mixed_gemm(copies[i].view(), c.x, c.y, m, c.ws, cfg, s));
+                for (int i = 0; i < C; ++i) CUDA_OK(mixed_gemm(copies[i % R].view(), c.x, c.y, m, c.ws, cfg, s));
               },
-              R, 5, 1);
+              C, 5, 1);
           if (g_verbose_tuning && m == 1)
             std::printf("    %-14s warps %2d splits %2d gemv %d sk %d whole %d stages %d xw %d spread %d: %.2f us\n",
                         v.name.c_str(), cfg.warps, cfg.splits, cfg.gemv, cfg.stream_k ? 1 : 0, cfg.whole_tiles ? 1 : 0,
@@ -490,7 +501,7 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
                     row.rel_err, kTol);
       }
       const Timing t = time_graph(
-          c.stream, [&](cudaStream_t s) { for (int i = 0; i < R; ++i) call(s, i); }, R, c.opt.reps, 3);
+          c.stream, [&](cudaStream_t s) { for (int i = 0; i < C; ++i) call(s, i % R); }, C, c.opt.reps, 3);
       row.us = t.median_us;
       row.us_min = t.min_us;
       if (v.bits == 16) cublas_us[m] = row.us;
@@ -514,9 +525,9 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
         const Timing tp = time_graph(
             c.stream,
             [&](cudaStream_t s) {
-              for (int i = 0; i < R; ++i) CUDA_OK(mixed_gemm(copies[i].view(), c.x, c.y, m, c.ws, pc, s));
+              for (int i = 0; i < C; ++i) CUDA_OK(mixed_gemm(copies[i % R].view(), c.x, c.y, m, c.ws, pc, s));
             },
-            R, c.opt.reps, 3);
+            C, c.opt.reps, 3);
         pr.rel_err = check_result(c, n, m, ref, ref_rows);  // y of the last GEMM of the chain
         if (!(pr.rel_err < kTol)) {
           ++g_failures;
@@ -542,11 +553,11 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
           const Timing t = time_graph(
               c.stream,
               [&](cudaStream_t s) {
-                for (int i = 0; i < R; ++i)
-                  CUDA_OK(launch_stream_read(copies[i].view().data, copies[i].view().bytes / 16 * 16, c.sink,
+                for (int i = 0; i < C; ++i)
+                  CUDA_OK(launch_stream_read(copies[i % R].view().data, copies[i % R].view().bytes / 16 * 16, c.sink,
                                              blocks, s));
               },
-              R, c.opt.reps, 3);
+              C, c.opt.reps, 3);
           if (t.median_us < fl.us) {
             fl.us = t.median_us;
             fl.blocks = blocks;
@@ -572,10 +583,10 @@ void bench_shape(Context& c, int n, int k, const std::vector<int>& ms, std::vect
             const Timing t = time_graph(
                 c.stream,
                 [&](cudaStream_t s) {
-                  for (int i = 0; i < R; ++i)
-                    CUDA_OK(launch_pattern_read(copies[i].view().data, n, k, c.sink, rp, c.sms, s));
+                  for (int i = 0; i < C; ++i)
+                    CUDA_OK(launch_pattern_read(copies[i % R].view().data, n, k, c.sink, rp, c.sms, s));
                 },
-                R, c.opt.reps, 3);
+                C, c.opt.reps, 3);
             const double gbps = fl.bytes / (t.median_us * 1e-6) / 1e9;
             std::printf("  (read pattern %s depth %2d, %2d warps x %d blocks/SM) %8.2f us  %5.1f%% of copy\n",
                         rp.shared ? "cp.async" : "regs    ", rp.depth, rp.warps, rp.blocks_per_sm, t.median_us,
@@ -775,11 +786,11 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
     cudaDriverGetVersion(&drv);
     std::fprintf(f, "{\n  \"card\": \"%s\",\n  \"date\": \"%s\",\n  \"cuda_runtime\": %d,\n  \"cuda_driver\": %d,\n"
                     "  \"sms\": %d,\n  \"copy_gbps\": %.1f,\n  \"reps\": %d,\n  \"tolerance\": %.1e,\n  \"failures\": %d,\n"
-                    "  \"timing\": \"%s\",\n  \"hold_timeouts\": %d,\n",
+                    "  \"timing\": \"%s\",\n  \"launches_per_graph\": \"max(copies, %d)\",\n  \"hold_timeouts\": %d,\n",
                  c.card.c_str(), date.c_str(), rt, drv, c.sms, c.copy_gbps, c.opt.reps, kTol, g_failures,
                  g_hold ? "graph replays between events, stream held while enqueuing"
                         : "graph replays between events, enqueued on an idle stream (--no-hold)",
-                 g_hold_timeouts);
+                 g_min_calls, g_hold_timeouts);
     std::fprintf(f, "  \"rows\": [\n");
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
@@ -820,6 +831,16 @@ int main(int argc, char** argv) {
     else if (a == "--verbose-tuning") g_verbose_tuning = true;
     else if (a == "--read-patterns") g_read_patterns = true;
     else if (a == "--no-hold") g_hold = false;
+    else if (a == "--calls" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || n < 0 || n > 4096) {
+        std::fprintf(stderr, "kernels_bench: --calls: '%s' is not a launch count in 0..4096\n", v.c_str());
+        return 2;
+      }
+      g_min_calls = static_cast<int>(n);
+    }
     else if (a == "--shapes" && i + 1 < argc) opt.shapes = argv[++i];
     else if (a == "--no-e2e") opt.e2e = false;
     else if (a == "--allocation" && i + 1 < argc) opt.allocations.push_back(argv[++i]);
@@ -841,7 +862,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "usage: kernels_bench [--out DIR] [--reps N] [--quick] [--no-e2e] [--allocation FILE] "
                            "[--shapes NxK,...] [--variants u4,...] [--ms 1,...] [--verbose-tuning] [--read-patterns] "
-                           "[--no-hold]\n");
+                           "[--no-hold] [--calls N]\n");
       return 2;
     }
   }
@@ -920,9 +941,10 @@ int main(int argc, char** argv) {
   CUDA_OK(cudaMalloc(&c.y, static_cast<std::size_t>(128) * nmax * 2));
   CUDA_OK(cudaMalloc(&c.sink, sizeof(unsigned)));
   c.copy_gbps = copy_bandwidth_gbps(c.stream);
-  std::printf("card: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write); timing %s\n",
+  std::printf("card: %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write); timing %s, "
+              "at least %d launches per graph\n",
               c.card.c_str(), c.sms, prop.l2CacheSize >> 20, c.copy_gbps,
-              g_hold ? "with the stream held while enqueuing" : "without a hold (--no-hold)");
+              g_hold ? "with the stream held while enqueuing" : "without a hold (--no-hold)", g_min_calls);
 
   const std::vector<int> ms = opt.ms;
   std::vector<Row> rows;

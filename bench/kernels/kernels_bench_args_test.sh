@@ -28,6 +28,8 @@ sed 's/^# variant: .*/# variant: u4/' configs/hardware/h100_llama7b_layerwise.tx
 refused "variant name 'u4' is taken" --allocation "$dir/taken_allocation.txt"
 refused "variant name 'hawq_v3' is taken" --allocation configs/hardware/h100_llama7b_layerwise.txt \
   --allocation configs/hardware/h100_llama7b_layerwise.txt
+refused "'-1' is not a launch count" --calls -1
+refused "'64k' is not a launch count" --calls 64k
 refused "usage: kernels_bench" --no-such-option
 [ ! -e "$dir/kb_args_out" ] || fail "an output folder was created for refused arguments"
 echo "kernels_bench: bad arguments refused"
