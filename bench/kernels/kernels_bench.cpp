@@ -224,8 +224,7 @@ struct Timing {
 // event, the work and the stop event: the device then runs them back to back, and the interval is
 // device time only. Without the hold (--no-hold) the interval also includes the host's enqueue
 // latency (microseconds per cudaGraphLaunch or cudaMemcpyAsync), which is not the device's work.
-template <class Work>
-double time_events(cudaStream_t s, cudaEvent_t a, cudaEvent_t b, Work&& work) {
+double time_events(cudaStream_t s, cudaEvent_t a, cudaEvent_t b, const std::function<void()>& work) {
   static StreamHold hold;
   if (g_hold) CUDA_OK(hold.hold(s));
   CUDA_OK(cudaEventRecord(a, s));
@@ -821,6 +820,13 @@ void write_outputs(const Context& c, const std::vector<Row>& rows, const std::ve
 
 }  // namespace
 
+// A whole decimal integer in [lo, hi] (nothing else in the text), into out.
+bool parse_int(const std::string& text, long lo, long hi, long& out) {
+  char* end = nullptr;
+  out = std::strtol(text.c_str(), &end, 10);
+  return end != text.c_str() && *end == '\0' && out >= lo && out <= hi;
+}
+
 int main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i < argc; ++i) {
@@ -833,9 +839,8 @@ int main(int argc, char** argv) {
     else if (a == "--no-hold") g_hold = false;
     else if (a == "--calls" && i + 1 < argc) {
       const std::string v = argv[++i];
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || n < 0 || n > 4096) {
+      long n = 0;
+      if (!parse_int(v, 0, 4096, n)) {
         std::fprintf(stderr, "kernels_bench: --calls: '%s' is not a launch count in 0..4096\n", v.c_str());
         return 2;
       }
@@ -851,9 +856,8 @@ int main(int argc, char** argv) {
       opt.ms.clear();
       std::stringstream list(argv[++i]);
       for (std::string item; std::getline(list, item, ',');) {
-        char* end = nullptr;
-        const long m = std::strtol(item.c_str(), &end, 10);
-        if (end == item.c_str() || *end != '\0' || m < 1 || m > 128) {
+        long m = 0;
+        if (!parse_int(item, 1, 128, m)) {
           std::fprintf(stderr, "kernels_bench: --ms: '%s' is not a batch size in 1..128\n", item.c_str());
           return 2;
         }

@@ -759,13 +759,13 @@ __device__ __forceinline__ int sk_block_of(int t, const Params& p) {
   return item < big ? item / (q + 1) : r + (item - big) / q;
 }
 
-// n = q * G + m with 0 <= m < G, from a float estimate of n / G corrected to the exact quotient:
-// a few instructions where the integer division is a long dependent chain.
-__device__ __forceinline__ void divmod_groups(int n, int G, float inv_g, int& q, int& m) {
-  q = __float2int_rz(__int2float_rn(n) * inv_g);
-  m = n - q * G;
-  while (m < 0) { --q; m += G; }
-  while (m >= G) { ++q; m -= G; }
+// n = q * d + m with 0 <= m < d, from a float estimate of n / d (inv_d = 1 / d) corrected to the
+// exact quotient: a few instructions where the integer division is a long dependent chain.
+__device__ __forceinline__ void divmod_est(int n, int d, float inv_d, int& q, int& m) {
+  q = __float2int_rz(__int2float_rn(n) * inv_d);
+  m = n - q * d;
+  while (m < 0) { --q; m += d; }
+  while (m >= d) { ++q; m -= d; }
 }
 
 // Threads per SM the stream-K kernel is built for (its register cap): the GEMV's warp target,
@@ -790,8 +790,8 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   int i0, big;  // first item (row tile or unit) of the block; whether it holds sk_q + 1 items
   if (p.sk_spread) {  // block b starts at item floor(b * items / nb)
     int i1, rem;
-    divmod_groups(blk * p.sk_r, gridDim.x, p.sk_inv_nb, i0, rem);
-    divmod_groups((blk + 1) * p.sk_r, gridDim.x, p.sk_inv_nb, i1, rem);
+    divmod_est(blk * p.sk_r, gridDim.x, p.sk_inv_nb, i0, rem);
+    divmod_est((blk + 1) * p.sk_r, gridDim.x, p.sk_inv_nb, i1, rem);
     big = i1 - i0;
     i0 += blk * p.sk_q;
   } else {  // the first sk_r blocks hold one item more
@@ -806,11 +806,11 @@ __global__ void __launch_bounds__(gemv_sk_threads<MAXB, U, NB>(), 1) gemv_sk_ker
   int rt_base, tile0, g0;  // first row tile of the block; the warp's first unit as (tile - rt_base, group)
   if (p.sk_item == G) {  // whole tiles
     rt_base = i0;
-    divmod_groups(lw, G, p.sk_inv_g, tile0, g0);
+    divmod_est(lw, G, p.sk_inv_g, tile0, g0);
   } else {
     int gb;
-    divmod_groups(c0, G, p.sk_inv_g, rt_base, gb);
-    divmod_groups(gb + lw, G, p.sk_inv_g, tile0, g0);
+    divmod_est(c0, G, p.sk_inv_g, rt_base, gb);
+    divmod_est(gb + lw, G, p.sk_inv_g, tile0, g0);
   }
   std::uint32_t* xs = reinterpret_cast<std::uint32_t*>(smem);  // G * 64 fp16 pairs
   std::uint32_t* zs = xs + (XW ? 0 : static_cast<std::size_t>(G) * 64);    // 16 zero bytes
